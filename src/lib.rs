@@ -1,0 +1,35 @@
+//! regprobe: a node-side prober for Kubernetes image pull secrets.
+//!
+//! When a pod sits in `ImagePullBackOff`, regprobe tells whether the pull secret is to blame
+//! (a wrong, expired or missing credential, no pull permission, a malformed secret) or the node's
+//! path to the registry (DNS, TCP, proxy, TLS). It runs, from the node, the same registry v2 auth
+//! handshake that containerd runs, with each credential kubelet would hand it.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! secrets (load, parse, keyring) + hosts (hosts.toml, certs.d)
+//!     -> probe (transport, challenge, token, credential handshake, classify)
+//!     -> report (metrics, status JSON, CLI text)
+//!     -> server (HTTP endpoints) / cli (check)
+//! ```
+//!
+//! * [`secrets`] reads `.dockerconfigjson`, `.dockercfg`, Kubernetes Secret manifests and the
+//!   node's `config.json`, exactly as kubelet parses them.
+//! * [`hosts`] reads containerd's `hosts.toml` and Docker-style `certs.d` folders.
+//! * [`probe`] talks to registries; [`probe::classify`] is the one place a failure becomes a
+//!   [`probe::Reason`].
+//! * [`report`] turns results into Prometheus metrics, JSON and terminal text.
+//! * [`scheduler`] runs probes on an interval, [`server`] serves them, [`cli`] wires commands.
+//!
+//! The protocol behaviour follows `shared/spec/auth-spec.md` (containerd 2.x, kubelet); names of
+//! reasons, classes, metrics and flags follow `shared/spec/metrics.md`.
+
+pub mod cli;
+pub mod hosts;
+pub mod plan;
+pub mod probe;
+pub mod report;
+pub mod scheduler;
+pub mod secrets;
+pub mod server;

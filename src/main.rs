@@ -1,0 +1,118 @@
+//! `regprobe`: thin wiring of the library's commands. See the crate docs and the README.
+
+use clap::Parser;
+use regprobe::cli::{self, Cli, Command, ExitCode, LogFormat};
+use regprobe::report::Store;
+use regprobe::scheduler::{self, Schedule};
+use regprobe::server::{self, AppState};
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli) {
+    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("regprobe: cannot start the runtime: {e}");
+            std::process::exit(ExitCode::Config as i32);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Check(args) => cli::check(args).await,
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    std::process::exit(code as i32);
+}
+
+async fn serve(args: cli::ServeArgs) -> ExitCode {
+    // Explicitly named inputs must exist at start (exit 2); later reloads keep the last good state.
+    if let Err(e) = args.inputs.load(&[]) {
+        eprintln!("regprobe: {e}");
+        return ExitCode::Config;
+    }
+    let env = match args.inputs.probe_env() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("regprobe: {e}");
+            return ExitCode::Config;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("regprobe: cannot listen on {}: {e}", args.listen);
+            return ExitCode::Config;
+        }
+    };
+    let store = Arc::new(Store::new(env!("CARGO_PKG_VERSION")));
+    let state = Arc::new(AppState::new(Arc::clone(&store)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let schedule = Schedule {
+        interval: args.interval,
+        reload_interval: args.reload_interval,
+        concurrency: args.inputs.concurrency as usize,
+    };
+    tracing::info!(
+        listen = %args.listen,
+        interval = ?args.interval,
+        timeout = ?args.inputs.timeout,
+        node = std::env::var("NODE_NAME").unwrap_or_default(),
+        "regprobe serving"
+    );
+    let sched = tokio::spawn(scheduler::run(
+        args.inputs.clone(),
+        env,
+        schedule,
+        Arc::clone(&state),
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
+        let _ = http_stop.changed().await;
+    }));
+    wait_for_termination().await;
+    tracing::info!("termination signal received");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sched).await;
+    match tokio::time::timeout(std::time::Duration::from_secs(5), http).await {
+        Ok(Ok(Ok(()))) | Err(_) => ExitCode::Ok,
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "HTTP server failed");
+            ExitCode::Failed
+        }
+        Ok(Err(_)) => ExitCode::Failed,
+    }
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

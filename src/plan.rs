@@ -1,0 +1,169 @@
+//! Planning: from loaded secrets and the node's host configuration to the list of probes.
+//!
+//! One credential probe per `(registry, secret)` pair: each `auths` entry of each secret, with
+//! the host containerd would contact for that registry (the `hosts.toml` upstream, `docker.io`
+//! → `registry-1.docker.io`, the loopback rule). Entries whose key is a wildcard
+//! (`*.example.com`) name no host: they get no credential probe and are listed as skipped.
+//! A secret that does not parse becomes a finished `secret_invalid` result right here,
+//! without any network traffic, so the other secrets keep probing.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::hosts::{hosts_for, HostsError};
+use crate::probe::classify::{self, Failure};
+use crate::probe::credential::CredentialTarget;
+use crate::probe::{ProbeResult, Reason};
+use crate::secrets::Secret;
+
+/// The probes of one cycle.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Credential probes to run.
+    pub targets: Vec<CredentialTarget>,
+    /// Results known without probing (secrets that do not parse).
+    pub invalid: Vec<ProbeResult>,
+    /// Entries not probed, with why (wildcard keys, duplicates, filtered out).
+    pub skipped: Vec<Skipped>,
+    /// Warnings from the host configuration (a `hosts.toml` that does not parse).
+    pub warnings: Vec<String>,
+    /// `(secret id, valid)` for every secret loaded.
+    pub secrets: Vec<(String, bool)>,
+}
+
+/// An entry that gets no credential probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Secret id.
+    pub secret: String,
+    /// The entry's registry key.
+    pub registry: String,
+    /// Why.
+    pub why: String,
+}
+
+/// Builds the plan. `only` limits credential probes to registries whose key or host equals
+/// one of its items (`check --registry`); empty means all.
+///
+/// Errors: a `--hosts-dir` that cannot be read.
+pub fn plan(
+    secrets: &[Secret],
+    hosts_dirs: &[PathBuf],
+    only: &[String],
+) -> Result<Plan, HostsError> {
+    let mut out = Plan::default();
+    let mut seen = BTreeSet::new();
+    for secret in secrets {
+        let entries = match &secret.entries {
+            Ok(e) => e,
+            Err(err) => {
+                out.secrets.push((secret.id.clone(), false));
+                out.invalid
+                    .push(invalid_result(&secret.id, &err.to_string()));
+                continue;
+            }
+        };
+        out.secrets.push((secret.id.clone(), true));
+        for entry in entries {
+            if !only.is_empty() && !matches_filter(&entry.registry, only) {
+                continue;
+            }
+            if entry.wildcard {
+                out.skipped.push(Skipped {
+                    secret: secret.id.clone(),
+                    registry: entry.registry.clone(),
+                    why: "wildcard key: names no host to contact; used only when matching images"
+                        .into(),
+                });
+                continue;
+            }
+            if !seen.insert((entry.registry.clone(), secret.id.clone())) {
+                out.skipped.push(Skipped {
+                    secret: secret.id.clone(),
+                    registry: entry.registry.clone(),
+                    why: format!(
+                        "another key of this secret ({}) normalises to the same registry; the first one is probed",
+                        entry.raw_key
+                    ),
+                });
+                continue;
+            }
+            let namespace = host_of(&entry.registry);
+            let resolution = hosts_for(hosts_dirs, namespace)?;
+            out.warnings.extend(resolution.warnings);
+            let Some(upstream) = resolution.hosts.into_iter().last() else {
+                continue;
+            };
+            out.targets.push(CredentialTarget {
+                secret: secret.id.clone(),
+                registry: entry.registry.clone(),
+                host: upstream,
+                credential: entry.credential.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `host[:port]` part of a registry key (`quay.io/myorg` → `quay.io`).
+pub fn host_of(registry: &str) -> &str {
+    registry.split('/').next().unwrap_or(registry)
+}
+
+fn matches_filter(registry: &str, only: &[String]) -> bool {
+    only.iter()
+        .any(|o| o == registry || o == host_of(registry) || host_of(o) == host_of(registry))
+}
+
+/// The result of a secret that does not parse: `secret_invalid`, registry `""`.
+pub fn invalid_result(secret: &str, error: &str) -> ProbeResult {
+    let mut r = ProbeResult::new("", Some(secret.to_string()));
+    r.timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let f = Failure::SecretInvalid(error.to_string());
+    let reason = classify::reason(&f);
+    debug_assert_eq!(reason, Reason::SecretInvalid);
+    r.reason = Some(reason);
+    r.class = Some(reason.class());
+    r.detail = format!("the secret does not parse: {error}");
+    r.hint = classify::hint(reason, "", None);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_of_keys() {
+        assert_eq!(host_of("quay.io/myorg"), "quay.io");
+        assert_eq!(
+            host_of("registry.example.com:5000"),
+            "registry.example.com:5000"
+        );
+        assert_eq!(host_of("docker.io"), "docker.io");
+    }
+
+    #[test]
+    fn registry_filter() {
+        let only = vec!["quay.io".to_string()];
+        assert!(matches_filter("quay.io/myorg", &only));
+        assert!(matches_filter("quay.io", &only));
+        assert!(!matches_filter("ghcr.io", &only));
+        let only = vec!["quay.io/myorg".to_string()];
+        assert!(matches_filter("quay.io/myorg", &only));
+    }
+
+    #[test]
+    fn invalid_secret_result_is_config_class() {
+        let r = invalid_result("bad", "invalid JSON at line 1, column 2 (syntax error)");
+        assert!(!r.success);
+        assert_eq!(r.reason, Some(Reason::SecretInvalid));
+        assert_eq!(r.class, Some(crate::probe::Class::Config));
+        assert_eq!(r.registry, "");
+        assert!(r.detail.contains("line 1, column 2"));
+    }
+}

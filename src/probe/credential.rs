@@ -1,0 +1,660 @@
+//! The credential probe: does this credential open this registry, from this node?
+//!
+//! What `docker login` does, with containerd's rules for every step (`auth-spec.md` §7):
+//!
+//! 1. **challenge**: anonymous `GET <scheme>://<host>/v2/`.
+//!    200 → the registry is open (success, noted), unless it is an HTML page without the
+//!    `Docker-Distribution-API-Version` header (a captive portal or web server: `not_a_registry`);
+//!    401 → parse `WWW-Authenticate` ([`super::challenge`]); anything else is classified.
+//! 2. **token** (Bearer challenge): the token request of [`super::token`] to the realm, with
+//!    the challenge's `service` and `scope`.
+//! 3. **verify**: `GET /v2/` again with `Authorization: Basic …` or `Bearer …`; 200 is success.
+//!
+//! Like containerd's authorizer (`authorizer.go` `AddResponses`), a Bearer challenge is taken
+//! before Basic, Digest is skipped, and a username or password that is empty means the pull
+//! would be anonymous (containerd `ParseAuth` with kubelet's `AuthConfig`, spec §4), which this
+//! probe reports as `credential_missing` when the registry demands authentication.
+//! The host's TLS settings (hosts.toml `ca`, `skip_verify`) apply to the realm too, as in
+//! containerd where each host's authorizer uses that host's HTTP client (spec §6.3).
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::Method;
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use url::Url;
+
+use super::challenge::{parse_challenges, Scheme};
+use super::classify::{self, AuthScheme, Failure, Peer};
+use super::evidence;
+use super::outcome::{Phase, ProbeResult};
+use super::tls::{client_config, NodeRoots};
+use super::token::{self, TokenRequest};
+use super::transport::{Request, Response, Session, TlsFailure, Transport, TransportError};
+use crate::hosts::{RegistryHost, Scheme as HostScheme};
+use crate::secrets::Credential;
+
+/// What every probe shares: the transport, the node's CA bundle, and the per-probe budget.
+#[derive(Clone)]
+pub struct ProbeEnv {
+    /// The instrumented transport.
+    pub transport: Arc<Transport>,
+    /// The node's trust anchors.
+    pub roots: Arc<NodeRoots>,
+    /// Wall-clock budget of one probe (`--timeout`).
+    pub timeout: Duration,
+}
+
+/// One credential probe: a secret's entry against the registry host it names.
+#[derive(Debug, Clone)]
+pub struct CredentialTarget {
+    /// Secret id (`metrics.md` label `secret`).
+    pub secret: String,
+    /// Normalised registry key (label `registry`).
+    pub registry: String,
+    /// The host to contact: containerd's upstream for the key's host (`hosts.toml` `server`,
+    /// `docker.io` → `registry-1.docker.io`, loopback rules).
+    pub host: RegistryHost,
+    /// The credential kubelet would send.
+    pub credential: Credential,
+}
+
+/// Runs the credential handshake and returns a classified result. Never panics on what the
+/// peer sends; every step is bounded by `env.timeout`.
+pub async fn probe_credential(env: &ProbeEnv, target: &CredentialTarget) -> ProbeResult {
+    let started = Instant::now();
+    let mut result = ProbeResult::new(target.registry.clone(), Some(target.secret.clone()));
+    result.timestamp = unix_now();
+    if !target.credential.username.is_empty() {
+        result.username = Some(target.credential.username.clone());
+    }
+    let mut session = env.transport.session(started + env.timeout);
+    let outcome = handshake(env, target, &mut session, &mut result).await;
+    finish(&mut result, outcome, target, started);
+    result
+}
+
+/// Fills `success`, `reason`, `class`, `detail`, `hint` and the duration from an outcome.
+pub fn finish(
+    result: &mut ProbeResult,
+    outcome: Result<String, Failure>,
+    target: &CredentialTarget,
+    started: Instant,
+) {
+    result.duration_seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(detail) => {
+            result.success = true;
+            result.detail = detail;
+        }
+        Err(failure) => {
+            let failure = match failure {
+                f @ Failure::TokenStatus { .. } | f @ Failure::VerifyStatus { .. }
+                    if classify::reason(&f) == super::Reason::Unauthorized =>
+                {
+                    match credential_expiry(target.credential.password.expose_secret()) {
+                        Some(t) if t < unix_now() as i64 => {
+                            Failure::CredentialExpired { expired_at: t }
+                        }
+                        _ => f,
+                    }
+                }
+                f => f,
+            };
+            let reason = classify::reason(&failure);
+            result.success = false;
+            result.reason = Some(reason);
+            result.class = Some(reason.class());
+            let realm_host = realm_host(result);
+            result.detail = describe(&failure, result, target);
+            result.hint = classify::hint(reason, &target.registry, realm_host.as_deref());
+        }
+    }
+}
+
+async fn handshake(
+    env: &ProbeEnv,
+    target: &CredentialTarget,
+    session: &mut Session,
+    result: &mut ProbeResult,
+) -> Result<String, Failure> {
+    let host = &target.host;
+    let tls = match host.scheme {
+        HostScheme::Https => match client_config(host, &env.roots) {
+            Ok((cfg, source)) => {
+                result.notes.push(format!("TLS trust: {source}"));
+                Some(cfg)
+            }
+            Err(e) => {
+                return Err(Failure::Transport {
+                    peer: Peer::Registry,
+                    error: TransportError::Tls {
+                        host: host.host.clone(),
+                        kind: TlsFailure::Untrusted(format!("cannot load TLS settings: {e}")),
+                    },
+                })
+            }
+        },
+        HostScheme::Http => None,
+    };
+    let mut base = v2_url(host, host.scheme)?;
+    result.endpoint = Some(base.to_string());
+
+    // 1. challenge
+    let first = match exchange(
+        session,
+        result,
+        Phase::Challenge,
+        Request::new(Method::GET, base.clone(), tls.clone()),
+        &[],
+    )
+    .await
+    {
+        Err(e) if host.http_fallback && falls_back_to_http(&e, &host.host) => {
+            result.notes.push(format!(
+                "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
+                host.host
+            ));
+            base = v2_url(host, HostScheme::Http)?;
+            result.endpoint = Some(base.to_string());
+            match exchange(
+                session,
+                result,
+                Phase::Challenge,
+                Request::new(Method::GET, base.clone(), None),
+                &[],
+            )
+            .await
+            {
+                Ok(r) => r,
+                // The HTTPS attempt used up the budget: its own failure is the verdict.
+                Err(TransportError::Deadline { .. }) => {
+                    return Err(Failure::Transport {
+                        peer: Peer::Registry,
+                        error: e,
+                    })
+                }
+                Err(error) => {
+                    return Err(Failure::Transport {
+                        peer: Peer::Registry,
+                        error,
+                    })
+                }
+            }
+        }
+        other => other.map_err(|error| Failure::Transport {
+            peer: Peer::Registry,
+            error,
+        })?,
+    };
+    if let Some(info) = session.tls_info(&authority(&base)) {
+        result.tls = Some(info.clone());
+    }
+    if let Some(t) = result.tls.as_mut() {
+        t.verified_by = result
+            .notes
+            .iter()
+            .find_map(|n| n.strip_prefix("TLS trust: "))
+            .unwrap_or_default()
+            .to_string();
+    }
+    let status = first.status.as_u16();
+    if first.status.is_success() {
+        if looks_like_html_portal(&first) {
+            return Err(Failure::HtmlPage);
+        }
+        result.auth_mode = Some("anonymous".into());
+        result.notes.push(
+            "the registry answers /v2/ without authentication; the credential was not needed at /v2/ (repositories may still require it)".into(),
+        );
+        return Ok(format!(
+            "{} is open: GET /v2/ answered {} without credentials",
+            target.registry, status
+        ));
+    }
+    if status != 401 {
+        return Err(Failure::ChallengeStatus(status));
+    }
+    let challenges = parse_challenges(first.header_values("www-authenticate"));
+    let user = target.credential.username.as_str();
+    let password = target.credential.password.expose_secret();
+    let secrets = [password];
+
+    let chosen = challenges
+        .iter()
+        .find(|c| c.scheme == Scheme::Bearer)
+        .or_else(|| challenges.iter().find(|c| c.scheme == Scheme::Basic));
+    let Some(challenge) = chosen else {
+        return Err(Failure::NoSupportedChallenge);
+    };
+
+    match challenge.scheme {
+        Scheme::Basic => {
+            if user.is_empty() || password.is_empty() {
+                return Err(Failure::CredentialMissing(AuthScheme::Basic));
+            }
+            result.auth_mode = Some("basic".into());
+            let mut req = Request::new(Method::GET, base.clone(), tls.clone());
+            req.headers
+                .insert(AUTHORIZATION, token::basic_header(user, password));
+            let resp = exchange(session, result, Phase::Verify, req, &secrets)
+                .await
+                .map_err(|error| Failure::Transport {
+                    peer: Peer::Registry,
+                    error,
+                })?;
+            if resp.status.is_success() {
+                return Ok(format!(
+                    "{} accepted the Basic credential of user `{}`",
+                    target.registry, user
+                ));
+            }
+            Err(Failure::VerifyStatus {
+                scheme: AuthScheme::Basic,
+                status: resp.status.as_u16(),
+                challenge_error: challenge_error(&resp),
+            })
+        }
+        _ => {
+            if user.is_empty() || password.is_empty() {
+                return Err(Failure::CredentialMissing(AuthScheme::Bearer));
+            }
+            let realm = challenge.param("realm").unwrap_or_default();
+            if realm.is_empty() {
+                return Err(Failure::BadRealm("the challenge names no realm".into()));
+            }
+            let realm_url = match Url::parse(realm) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+                _ => {
+                    return Err(Failure::BadRealm(format!(
+                        "realm {:?} is not an http(s) URL",
+                        evidence::excerpt(realm.as_bytes())
+                    )))
+                }
+            };
+            if realm_url.scheme() == "http" && base.scheme() == "https" {
+                result.notes.push(format!(
+                    "the token realm {} is plain HTTP while the registry is HTTPS: the password travels unencrypted",
+                    realm_url
+                ));
+            }
+            result.auth_mode = Some("bearer".into());
+            let scopes: Vec<String> = challenge
+                .param("scope")
+                .map(|s| s.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let treq = TokenRequest {
+                realm: realm_url,
+                service: challenge.param("service").unwrap_or_default().to_string(),
+                scopes,
+                username: user,
+                secret: password,
+            };
+            let mut tok = token::fetch(session, tls.clone(), &treq, result).await?;
+            if let Some(e) = tok.expires_in {
+                result.notes.push(format!("token expires in {e}s"));
+            }
+            // verify, with containerd's one retry on a challenge carrying `error=`
+            // (the first such answer drops the cached token; the second is final).
+            for attempt in 0..2 {
+                let Some(bearer) = token::bearer_header(&tok.value) else {
+                    return Err(Failure::TokenBody(
+                        "the token contains bytes not allowed in an HTTP header".into(),
+                    ));
+                };
+                let mut req = Request::new(Method::GET, base.clone(), tls.clone());
+                req.headers.insert(AUTHORIZATION, bearer);
+                let resp = exchange(session, result, Phase::Verify, req, &secrets)
+                    .await
+                    .map_err(|error| Failure::Transport {
+                        peer: Peer::Registry,
+                        error,
+                    })?;
+                if resp.status.is_success() {
+                    return Ok(format!(
+                        "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
+                        treq.realm.host_str().unwrap_or_default(),
+                        user,
+                        match tok.method {
+                            token::TokenMethod::Post => "POST",
+                            token::TokenMethod::Get => "GET",
+                        },
+                        target.registry
+                    ));
+                }
+                let err = challenge_error(&resp);
+                if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
+                    tok = token::fetch(session, tls.clone(), &treq, result).await?;
+                    continue;
+                }
+                return Err(Failure::VerifyStatus {
+                    scheme: AuthScheme::Bearer,
+                    status: resp.status.as_u16(),
+                    challenge_error: err,
+                });
+            }
+            unreachable!("the verify loop returns on its second pass")
+        }
+    }
+}
+
+/// Sends one request, records the exchange and the phase time (network set-up goes to
+/// resolve/connect/tls, the rest to `phase`).
+async fn exchange(
+    session: &mut Session,
+    result: &mut ProbeResult,
+    phase: Phase,
+    req: Request,
+    secrets: &[&str],
+) -> Result<Response, TransportError> {
+    let method = req.method.to_string();
+    let url = req.url.clone();
+    let started = Instant::now();
+    let out = session.send(req).await;
+    let mut setup = 0.0;
+    for (p, s) in session.take_phases() {
+        setup += s;
+        result.add_phase(p, s);
+    }
+    result.add_phase(phase, (started.elapsed().as_secs_f64() - setup).max(0.0));
+    match &out {
+        Ok(resp) => evidence::record(result, phase, &method, resp, secrets),
+        Err(_) => evidence::record_failed(result, phase, &method, &url),
+    }
+    out
+}
+
+/// containerd's `httpFallback.RoundTrip` (`core/remotes/docker/resolver.go`, 2.x): a host
+/// configured for HTTPS with fallback (a loopback registry with a port, or an `http` host with
+/// TLS settings) is retried over plain HTTP when the TLS attempt fails with the server's
+/// `HTTP/` reply (`tls.RecordHeaderError`), with "TLS handshake timeout", or, when the host
+/// names no port, with a refused or timed-out connection (`isPortError`).
+pub fn falls_back_to_http(e: &TransportError, host: &str) -> bool {
+    use super::transport::ConnectFailure;
+    match e {
+        TransportError::Tls { kind, .. } => {
+            matches!(kind, TlsFailure::PlainHttp | TlsFailure::Timeout)
+        }
+        TransportError::Connect { kind, .. } => {
+            let has_port = host.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+            }) && !host.ends_with(']');
+            !has_port && matches!(kind, ConnectFailure::Refused | ConnectFailure::Timeout)
+        }
+        _ => false,
+    }
+}
+
+fn v2_url(host: &RegistryHost, scheme: HostScheme) -> Result<Url, Failure> {
+    let s = match scheme {
+        HostScheme::Http => "http",
+        HostScheme::Https => "https",
+    };
+    let path = host.path.trim_end_matches('/');
+    Url::parse(&format!("{s}://{}{}/", host.host, path)).map_err(|e| Failure::Transport {
+        peer: Peer::Registry,
+        error: TransportError::InvalidUrl(format!("{}: {e}", host.host)),
+    })
+}
+
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+/// A 2xx `/v2/` answer that is a web page rather than the registry API: no
+/// `Docker-Distribution-API-Version` header, and an HTML content type or body.
+pub fn looks_like_html_portal(resp: &Response) -> bool {
+    if resp.headers.contains_key("docker-distribution-api-version") {
+        return false;
+    }
+    let ct_html = resp
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("html"));
+    let body =
+        String::from_utf8_lossy(&resp.body[..resp.body.len().min(1024)]).to_ascii_lowercase();
+    let body_html = body.trim_start().starts_with('<')
+        && (body.contains("<html") || body.contains("<!doctype"));
+    ct_html || body_html
+}
+
+fn challenge_error(resp: &Response) -> Option<String> {
+    parse_challenges(resp.header_values("www-authenticate"))
+        .into_iter()
+        .find_map(|c| c.param("error").map(str::to_owned))
+}
+
+fn realm_host(result: &ProbeResult) -> Option<String> {
+    result
+        .exchanges
+        .iter()
+        .rev()
+        .find(|e| e.phase == Some(Phase::Token))
+        .and_then(|e| Url::parse(&e.url).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+}
+
+/// Human account of a failure, from the failure and the recorded exchanges. Holds no secret:
+/// every piece comes from [`evidence`], which redacts.
+fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> String {
+    let user = if target.credential.username.is_empty() {
+        "(no username)".to_string()
+    } else {
+        format!("`{}`", target.credential.username)
+    };
+    let last = result.exchanges.last();
+    let server_said = |e: &super::Exchange| -> String {
+        let mut s = String::new();
+        if let Some(c) = &e.error_code {
+            s.push_str(&format!(" {c}"));
+        }
+        if let Some(m) = &e.error_message {
+            s.push_str(&format!(": {m}"));
+        }
+        s
+    };
+    let token_chain = || -> String {
+        result
+            .exchanges
+            .iter()
+            .filter(|e| e.phase == Some(Phase::Token))
+            .map(|e| {
+                format!(
+                    "{} {} → {}{}",
+                    e.method,
+                    e.url,
+                    e.status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "no answer".into()),
+                    server_said(e)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", then ")
+    };
+    match f {
+        Failure::SecretInvalid(e) => format!("the secret does not parse: {e}"),
+        Failure::Transport { peer, error } => {
+            let what = match peer {
+                Peer::Registry => "the registry",
+                Peer::Realm => "the token service",
+            };
+            let url = last.map(|e| format!("{} {}", e.method, e.url)).unwrap_or_default();
+            format!("{url}: {what} could not be reached: {error}")
+        }
+        Failure::HtmlPage => format!(
+            "GET {} answered {} with an HTML page and no Docker-Distribution-API-Version header: a web server or captive portal, not a registry",
+            result.endpoint.as_deref().unwrap_or_default(),
+            last.and_then(|e| e.status).unwrap_or(200)
+        ),
+        Failure::ChallengeStatus(s) => format!(
+            "GET {} answered {}{} (a registry answers 200 or 401)",
+            result.endpoint.as_deref().unwrap_or_default(),
+            s,
+            last.map(server_said).unwrap_or_default()
+        ),
+        Failure::NoSupportedChallenge => format!(
+            "GET {} answered 401 without a Basic or Bearer challenge (WWW-Authenticate: {})",
+            result.endpoint.as_deref().unwrap_or_default(),
+            last.and_then(|e| e.challenge.clone()).unwrap_or_else(|| "none".into())
+        ),
+        Failure::BadRealm(why) => format!("the Bearer challenge is unusable: {why}"),
+        Failure::CredentialMissing(scheme) => format!(
+            "{} demands {} authentication and the entry has no usable username and password (user {user})",
+            target.registry,
+            match scheme {
+                AuthScheme::Basic => "Basic",
+                AuthScheme::Bearer => "token",
+            }
+        ),
+        Failure::TokenStatus { status, .. } => format!(
+            "the token service rejected user {user} with {status}: {}",
+            token_chain()
+        ),
+        Failure::TokenBody(why) => format!("the token service answered but {why}: {}", token_chain()),
+        Failure::VerifyStatus {
+            scheme,
+            status,
+            challenge_error,
+        } => format!(
+            "GET {} with {} credentials of user {user} answered {status}{}{}",
+            result.endpoint.as_deref().unwrap_or_default(),
+            match scheme {
+                AuthScheme::Basic => "Basic",
+                AuthScheme::Bearer => "a bearer token (issued by the token service) for the",
+            },
+            challenge_error
+                .as_ref()
+                .map(|e| format!(" (error={e})"))
+                .unwrap_or_default(),
+            last.map(server_said).unwrap_or_default()
+        ),
+        Failure::RegistryStatus(s) => format!(
+            "the registry answered {s}{}",
+            last.map(server_said).unwrap_or_default()
+        ),
+        Failure::CredentialExpired { expired_at } => format!(
+            "the registry rejected user {user}, and the credential's own expiry passed at {}",
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs((*expired_at).max(0) as u64))
+        ),
+    }
+}
+
+/// The expiry a credential carries itself, Unix seconds: a JWT password's `exp` claim, or an
+/// ECR authorization token's `expiration` (base64 of a JSON document). `None` when the password
+/// is neither.
+pub fn credential_expiry(password: &str) -> Option<i64> {
+    use base64::Engine;
+    let parts: Vec<&str> = password.split('.').collect();
+    if parts.len() == 3 {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1].trim_end_matches('='))
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+        return v.get("exp")?.as_i64();
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(password)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    v.get("expiration")?.as_i64()
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+
+    fn resp(headers: &[(&'static str, &str)], body: &str) -> Response {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        Response {
+            status: StatusCode::OK,
+            headers: h,
+            body: bytes::Bytes::from(body.to_string()),
+            truncated: false,
+            url: Url::parse("http://r.test/v2/").unwrap(),
+        }
+    }
+
+    #[test]
+    fn html_portal_detection() {
+        assert!(looks_like_html_portal(&resp(
+            &[("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html>Login</html>"
+        )));
+        assert!(looks_like_html_portal(&resp(
+            &[],
+            "  <html><body>x</body></html>"
+        )));
+        assert!(!looks_like_html_portal(&resp(
+            &[
+                ("content-type", "text/html"),
+                ("docker-distribution-api-version", "registry/2.0")
+            ],
+            "<html>"
+        )));
+        assert!(!looks_like_html_portal(&resp(
+            &[("content-type", "application/json")],
+            "{}"
+        )));
+    }
+
+    #[test]
+    fn http_fallback_conditions_follow_containerd() {
+        use crate::probe::transport::ConnectFailure;
+        let tls = |kind| TransportError::Tls {
+            host: "h".into(),
+            kind,
+        };
+        assert!(falls_back_to_http(
+            &tls(TlsFailure::PlainHttp),
+            "localhost:5000"
+        ));
+        assert!(falls_back_to_http(
+            &tls(TlsFailure::Timeout),
+            "localhost:5000"
+        ));
+        assert!(!falls_back_to_http(
+            &tls(TlsFailure::Untrusted(String::new())),
+            "localhost:5000"
+        ));
+        let refused = TransportError::Connect {
+            addr: "x".into(),
+            kind: ConnectFailure::Refused,
+        };
+        assert!(falls_back_to_http(&refused, "localhost"));
+        assert!(!falls_back_to_http(&refused, "localhost:5000"));
+    }
+
+    #[test]
+    fn credential_expiry_from_jwt_and_ecr() {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwt = format!(
+            "{}.{}.sig",
+            e.encode(br#"{"alg":"none"}"#),
+            e.encode(br#"{"exp":1600000000,"sub":"x"}"#)
+        );
+        assert_eq!(credential_expiry(&jwt), Some(1600000000));
+        let ecr = base64::engine::general_purpose::STANDARD
+            .encode(br#"{"payload":"x","datakey":"y","version":"2","type":"DATA_KEY","expiration":1700000000}"#);
+        assert_eq!(credential_expiry(&ecr), Some(1700000000));
+        assert_eq!(credential_expiry("hunter2"), None);
+        assert_eq!(credential_expiry("a.b.c"), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! Probing registries: transport, challenge parsing, token fetch, the credential handshake and
+//! classification.
+//!
+//! * [`transport`]: resolve → connect → TLS → HTTP/1.1, each timed, each with a typed error;
+//! * [`challenge`]: `WWW-Authenticate` parsing with containerd's rules;
+//! * [`token`]: the bearer token request (POST, then GET on containerd's fallback statuses);
+//! * [`credential`]: the `/v2/` handshake of one credential against one registry;
+//! * [`classify`]: the one place where a failure becomes a [`Reason`], with its hint;
+//! * [`outcome`]: the result types; [`evidence`]: what is kept of each exchange.
+
+pub mod challenge;
+pub mod classify;
+pub mod credential;
+pub mod evidence;
+pub mod outcome;
+pub mod tls;
+pub mod token;
+pub mod transport;
+
+pub use outcome::{Class, Exchange, Phase, ProbeResult, Reason, TlsInfo};

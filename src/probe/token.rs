@@ -1,0 +1,427 @@
+//! Bearer token fetch from the challenge's realm, exactly as containerd does it.
+//!
+//! Source: containerd `core/remotes/docker/auth/fetch.go` (`FetchTokenWithOAuth`, `FetchToken`)
+//! and `core/remotes/docker/authorizer.go` (`doBearerAuth`), `auth-spec.md` §7 R6, T1, T2, and
+//! the token-fallback matrix of §14:
+//!
+//! * with a secret (password): **POST** the OAuth2 form (`grant_type=password`, or
+//!   `refresh_token` when the username is empty), `client_id=containerd-client`, `service`,
+//!   `scope` (space-joined, omitted when none). On an HTTP status of 400, 401 or 404 — or 405
+//!   when a username is set — fall back to **GET** with Basic; any other POST failure is final.
+//!   A 2xx POST whose body is not JSON or has no `access_token` is final too (no GET);
+//! * without a secret: GET with no `Authorization` (an anonymous token);
+//! * GET: the realm's own query plus `service` (when non-empty) and one `scope` per scope, keys
+//!   sorted as Go's `url.Values.Encode`; response `access_token` overrides `token`.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use url::Url;
+
+use super::classify::{Failure, Peer};
+use super::evidence;
+use super::outcome::{Phase, ProbeResult};
+use super::transport::{Request, Session, TOKEN_BODY_CAP};
+
+/// The OAuth2 `client_id` containerd sends (`remotes/docker/authorizer.go`, CRI default).
+pub const CLIENT_ID: &str = "containerd-client";
+
+/// What to ask the token service for.
+pub struct TokenRequest<'a> {
+    /// The realm URL from the challenge.
+    pub realm: Url,
+    /// The challenge's `service` (may be empty).
+    pub service: String,
+    /// Scopes: the challenge's `scope` split on single spaces, plus the probe's own.
+    pub scopes: Vec<String>,
+    /// User name (empty for a refresh token or anonymous).
+    pub username: &'a str,
+    /// Password or refresh token; empty for anonymous.
+    pub secret: &'a str,
+}
+
+/// Which request produced the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMethod {
+    /// The OAuth2 POST.
+    Post,
+    /// The GET (direct, or the POST's fallback).
+    Get,
+}
+
+/// A bearer token. The value is never logged or serialised.
+pub struct Token {
+    /// The token.
+    pub value: SecretString,
+    /// `expires_in` seconds, when the service said.
+    pub expires_in: Option<i64>,
+    /// The request that produced it.
+    pub method: TokenMethod,
+}
+
+/// The POST body (`application/x-www-form-urlencoded`), keys sorted as Go's `Encode`.
+pub fn post_form(req: &TokenRequest<'_>) -> String {
+    let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+    if !req.scopes.is_empty() {
+        fields.insert("scope", req.scopes.join(" "));
+    }
+    fields.insert("service", req.service.clone());
+    fields.insert("client_id", CLIENT_ID.to_string());
+    if req.username.is_empty() {
+        fields.insert("grant_type", "refresh_token".into());
+        fields.insert("refresh_token", req.secret.to_string());
+    } else {
+        fields.insert("grant_type", "password".into());
+        fields.insert("username", req.username.to_string());
+        fields.insert("password", req.secret.to_string());
+    }
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &fields {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+/// The GET URL: the realm's query plus `service` and `scope`s, all keys sorted (Go's
+/// `url.Values.Encode` sorts keys and keeps the order of values of one key).
+pub fn get_url(req: &TokenRequest<'_>) -> Url {
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.realm.query_pairs() {
+        params
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    if !req.service.is_empty() {
+        params
+            .entry("service".into())
+            .or_default()
+            .push(req.service.clone());
+    }
+    for s in &req.scopes {
+        params.entry("scope".into()).or_default().push(s.clone());
+    }
+    let mut url = req.realm.clone();
+    if params.is_empty() {
+        url.set_query(None);
+    } else {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, vs) in &params {
+            for v in vs {
+                ser.append_pair(k, v);
+            }
+        }
+        url.set_query(Some(&ser.finish()));
+    }
+    url
+}
+
+/// Whether a failed POST falls back to GET (§14 matrix; containerd `authorizer.go`:
+/// `(status == 405 && username != "") || status ∈ {400, 401, 404}`).
+pub fn post_falls_back(status: u16, username: &str) -> bool {
+    matches!(status, 400 | 401 | 404) || (status == 405 && !username.is_empty())
+}
+
+#[derive(Deserialize, Default)]
+struct TokenBody {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+/// Why a 2xx token answer is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenBodyError {
+    /// Not JSON (an HTML page, a truncated body): containerd's "unable to decode token response".
+    #[error("unable to decode token response (not JSON{})", if *.truncated { ", larger than 1 MiB" } else { "" })]
+    NotJson {
+        /// The body exceeded the cap and was cut.
+        truncated: bool,
+    },
+    /// JSON without a token: containerd's "authorization server did not include a token in the response".
+    #[error("authorization server did not include a token in the response")]
+    NoToken,
+}
+
+/// Parses a 2xx token body. The POST answer is read for `access_token` only; the GET answer
+/// for `access_token`, else `token`. Like Go's `json.Decoder.Decode`, only the first JSON
+/// value is read (trailing bytes are ignored); a field of the wrong type fails the decode.
+pub fn parse_token_body(
+    body: &[u8],
+    method: TokenMethod,
+    truncated: bool,
+) -> Result<(String, Option<i64>), TokenBodyError> {
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<TokenBody>();
+    let parsed = match stream.next() {
+        Some(Ok(b)) => b,
+        _ => return Err(TokenBodyError::NotJson { truncated }),
+    };
+    let access = parsed.access_token.filter(|t| !t.is_empty());
+    let value = match method {
+        TokenMethod::Post => access,
+        TokenMethod::Get => access.or(parsed.token.filter(|t| !t.is_empty())),
+    };
+    match value {
+        Some(v) => Ok((v, parsed.expires_in)),
+        None => Err(TokenBodyError::NoToken),
+    }
+}
+
+/// Fetches a token, recording each exchange (status, error body excerpt; never the token or
+/// the password) and the `token` phase on `result`.
+///
+/// Errors are [`Failure`]s: `Transport { peer: Realm, .. }` for network trouble at the realm,
+/// `TokenStatus` for the final HTTP error, `TokenBody` for an unusable 2xx answer.
+pub async fn fetch(
+    session: &mut Session,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    req: &TokenRequest<'_>,
+    result: &mut ProbeResult,
+) -> Result<Token, Failure> {
+    let secrets = [req.secret];
+    let started = Instant::now();
+    let out = fetch_inner(session, tls, req, result, &secrets).await;
+    let spent = http_time(session, started, result);
+    result.add_phase(Phase::Token, spent);
+    out
+}
+
+/// Time spent in HTTP exchanges only: network set-up is accounted in resolve/connect/tls.
+fn http_time(session: &mut Session, started: Instant, result: &mut ProbeResult) -> f64 {
+    let mut setup = 0.0;
+    for (p, s) in session.take_phases() {
+        setup += s;
+        result.add_phase(p, s);
+    }
+    (started.elapsed().as_secs_f64() - setup).max(0.0)
+}
+
+async fn fetch_inner(
+    session: &mut Session,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    req: &TokenRequest<'_>,
+    result: &mut ProbeResult,
+    secrets: &[&str],
+) -> Result<Token, Failure> {
+    if req.secret.is_empty() {
+        return get(session, tls, req, result, secrets).await;
+    }
+    let mut post = Request::new(Method::POST, req.realm.clone(), tls.clone());
+    post.body = Bytes::from(post_form(req));
+    post.body_cap = TOKEN_BODY_CAP;
+    post.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+    );
+    let resp = match session.send(post).await {
+        Ok(r) => r,
+        Err(error) => {
+            evidence::record_failed(result, Phase::Token, "POST", &req.realm);
+            return Err(Failure::Transport {
+                peer: Peer::Realm,
+                error,
+            });
+        }
+    };
+    evidence::record(result, Phase::Token, "POST", &resp, secrets);
+    let status = resp.status.as_u16();
+    if !(200..400).contains(&status) {
+        if post_falls_back(status, req.username) {
+            return get(session, tls, req, result, secrets).await;
+        }
+        return Err(Failure::TokenStatus {
+            status,
+            with_credential: true,
+        });
+    }
+    match parse_token_body(&resp.body, TokenMethod::Post, resp.truncated) {
+        Ok((value, expires_in)) => Ok(Token {
+            value: SecretString::from(value),
+            expires_in,
+            method: TokenMethod::Post,
+        }),
+        Err(e) => Err(Failure::TokenBody(e.to_string())),
+    }
+}
+
+async fn get(
+    session: &mut Session,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    req: &TokenRequest<'_>,
+    result: &mut ProbeResult,
+    secrets: &[&str],
+) -> Result<Token, Failure> {
+    let url = get_url(req);
+    let mut get = Request::new(Method::GET, url.clone(), tls);
+    get.body_cap = TOKEN_BODY_CAP;
+    let with_credential = !req.secret.is_empty();
+    if with_credential {
+        get.headers
+            .insert(AUTHORIZATION, basic_header(req.username, req.secret));
+    }
+    let resp = match session.send(get).await {
+        Ok(r) => r,
+        Err(error) => {
+            evidence::record_failed(result, Phase::Token, "GET", &url);
+            return Err(Failure::Transport {
+                peer: Peer::Realm,
+                error,
+            });
+        }
+    };
+    evidence::record(result, Phase::Token, "GET", &resp, secrets);
+    let status = resp.status.as_u16();
+    if !(200..400).contains(&status) {
+        return Err(Failure::TokenStatus {
+            status,
+            with_credential,
+        });
+    }
+    match parse_token_body(&resp.body, TokenMethod::Get, resp.truncated) {
+        Ok((value, expires_in)) => Ok(Token {
+            value: SecretString::from(value),
+            expires_in,
+            method: TokenMethod::Get,
+        }),
+        Err(e) => Err(Failure::TokenBody(e.to_string())),
+    }
+}
+
+/// `Basic base64(user:secret)`, marked sensitive so hyper never logs it.
+pub fn basic_header(user: &str, secret: &str) -> HeaderValue {
+    use base64::Engine;
+    let raw = secrecy::zeroize::Zeroizing::new(format!("{user}:{secret}"));
+    let enc = secrecy::zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()),
+    );
+    let mut v = HeaderValue::from_str(&format!("Basic {}", enc.as_str()))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    v.set_sensitive(true);
+    v
+}
+
+/// `Bearer <token>`, marked sensitive. A token with bytes not allowed in a header gives `None`.
+pub fn bearer_header(token: &SecretString) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(user: &'a str, secret: &'a str) -> TokenRequest<'a> {
+        TokenRequest {
+            realm: Url::parse("https://auth.example/token?account=x").unwrap(),
+            service: "registry.example".into(),
+            scopes: vec!["repository:a/b:pull".into(), "registry:catalog:*".into()],
+            username: user,
+            secret,
+        }
+    }
+
+    #[test]
+    fn post_form_matches_containerd() {
+        assert_eq!(
+            post_form(&req("ci-bot", "pw")),
+            "client_id=containerd-client&grant_type=password&password=pw&scope=repository%3Aa%2Fb%3Apull+registry%3Acatalog%3A*&service=registry.example&username=ci-bot"
+        );
+        let r = TokenRequest {
+            scopes: vec![],
+            ..req("", "refresh")
+        };
+        assert_eq!(
+            post_form(&r),
+            "client_id=containerd-client&grant_type=refresh_token&refresh_token=refresh&service=registry.example"
+        );
+    }
+
+    #[test]
+    fn get_url_keeps_realm_query_and_sorts_keys() {
+        assert_eq!(
+            get_url(&req("u", "p")).as_str(),
+            "https://auth.example/token?account=x&scope=repository%3Aa%2Fb%3Apull&scope=registry%3Acatalog%3A*&service=registry.example"
+        );
+        let r = TokenRequest {
+            realm: Url::parse("https://auth.example/token").unwrap(),
+            service: String::new(),
+            scopes: vec![],
+            username: "",
+            secret: "",
+        };
+        assert_eq!(get_url(&r).as_str(), "https://auth.example/token");
+    }
+
+    #[test]
+    fn fallback_matrix() {
+        for s in [400, 401, 404] {
+            assert!(post_falls_back(s, "u"));
+            assert!(post_falls_back(s, ""));
+        }
+        assert!(post_falls_back(405, "u"));
+        assert!(!post_falls_back(405, ""));
+        for s in [403, 429, 500, 502, 503, 302] {
+            assert!(!post_falls_back(s, "u"), "{s}");
+        }
+    }
+
+    #[test]
+    fn token_bodies() {
+        use TokenMethod::*;
+        assert_eq!(
+            parse_token_body(
+                br#"{"access_token":"a","token":"t","expires_in":300}"#,
+                Get,
+                false
+            ),
+            Ok(("a".into(), Some(300)))
+        );
+        assert_eq!(
+            parse_token_body(br#"{"token":"t"}"#, Get, false),
+            Ok(("t".into(), None))
+        );
+        // POST reads access_token only.
+        assert_eq!(
+            parse_token_body(br#"{"token":"t"}"#, Post, false),
+            Err(TokenBodyError::NoToken)
+        );
+        assert_eq!(
+            parse_token_body(b"<html>", Post, false),
+            Err(TokenBodyError::NotJson { truncated: false })
+        );
+        assert_eq!(
+            parse_token_body(br#"{"token":"#, Get, true),
+            Err(TokenBodyError::NotJson { truncated: true })
+        );
+        // A float expires_in fails Go's decode into int.
+        assert!(parse_token_body(br#"{"token":"t","expires_in":1.5}"#, Get, false).is_err());
+        // Trailing bytes after the first value are ignored, as json.Decoder does.
+        assert_eq!(
+            parse_token_body(br#"{"token":"t"} garbage"#, Get, false),
+            Ok(("t".into(), None))
+        );
+        assert_eq!(
+            parse_token_body(br#"{"token":""}"#, Get, false),
+            Err(TokenBodyError::NoToken)
+        );
+    }
+
+    #[test]
+    fn headers_are_sensitive_and_well_formed() {
+        let h = basic_header("u", "p");
+        assert!(h.is_sensitive());
+        assert_eq!(h.to_str().unwrap(), "Basic dTpw");
+        let b = bearer_header(&SecretString::from("abc")).unwrap();
+        assert!(b.is_sensitive());
+        assert!(bearer_header(&SecretString::from("a\nb")).is_none());
+    }
+}

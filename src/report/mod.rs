@@ -1,0 +1,14 @@
+//! Reporting: the [`Store`] of latest results, its OpenMetrics rendering ([`metrics`]) and the
+//! status JSON ([`status`]) shared by `GET /status` and `check --output json`.
+//!
+//! Nothing here ever sees a credential: reports are built from [`crate::probe::ProbeResult`]s
+//! only, whose fields hold no secret by construction.
+
+pub mod metrics;
+pub mod status;
+pub mod store;
+pub mod text;
+
+pub use metrics::{encode, StoreCollector, CONTENT_TYPE};
+pub use status::status_json;
+pub use store::{ProbeKey, Snapshot, Store, NO_SECRET};

@@ -1,0 +1,561 @@
+//! kubelet's keyring key for an `auths` key, and the `registry` metrics label.
+//!
+//! kubelet (`pkg/credentialprovider/keyring.go`, `BasicDockerKeyring.Add`) does, per key:
+//! prefix `https://` unless the key starts with `https://` or `http://`; parse it with Go's
+//! `net/url.Parse` (on error: log and skip the entry); cut a leading `/v2/` or `/v1/` of the path to
+//! `/`; key = `Host + path`, or just `Host` when the path is empty or `/`.
+//!
+//! # Why not the `url` crate
+//!
+//! The `url` crate implements the WHATWG URL standard, which normalises hosts where Go does not:
+//! it lowercases them (`Registry.Example.com` → `registry.example.com`), drops the scheme's default
+//! port (`host:443` → `host`), rewrites IPv4 shorthands (`127.1` → `127.0.0.1`), punycodes
+//! Unicode hosts and decodes `%41` in a host (Go rejects it); it also keeps the path
+//! percent-encoded where Go decodes it. kubelet's keys are matched case-sensitively, by port string
+//! and by path prefix, so each of those changes would make regprobe disagree with kubelet. This
+//! module is therefore a small, exact transcription of the parts of Go's `net/url.Parse` that
+//! matter (`parse`, `parseAuthority`, `parseHost`, `unescape`, `shouldEscape`, `validUserinfo`,
+//! `validOptionalPort`, `setPath`, `setFragment`), for URLs that start with `https://`/`http://`.
+
+use std::borrow::Cow;
+use std::net::Ipv6Addr;
+
+/// A key after kubelet's normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedKey {
+    /// kubelet's keyring key: `host[:port]` plus the path unless it is empty or `/`.
+    pub key: String,
+    /// The `registry` metrics label: `key` with Docker Hub's host spellings made `docker.io`.
+    pub registry: String,
+    /// The host part has a glob character (`*`, `?`, `[`; the brackets of an IPv6 literal do
+    /// not count).
+    pub wildcard: bool,
+}
+
+/// Why Go's `url.Parse` refuses a key (kubelet then logs and skips the entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A byte below 0x20 or 0x7f.
+    #[error("control character")]
+    ControlCharacter,
+    /// `[` opens the host without a closing `]`.
+    #[error("missing ']' in host")]
+    MissingBracket,
+    /// Text after the host that is not `:digits`.
+    #[error("invalid port after host")]
+    InvalidPort,
+    /// A character Go does not allow in a host (space, `^`, `|`, `{`, ...).
+    #[error("invalid character in host name")]
+    InvalidHostCharacter,
+    /// A `%` not followed by two hex digits, or a `%`-escape Go refuses in a host.
+    #[error("invalid %-escape")]
+    InvalidEscape,
+    /// A character Go does not allow in URL user-info.
+    #[error("invalid user-info")]
+    InvalidUserinfo,
+    /// The bracketed host is not an IPv6 address (Go ≥ 1.24.8 / 1.25.2 refuse it).
+    #[error("bracketed host is not an IPv6 address")]
+    NotIpv6,
+    /// The host or path %-decodes to bytes that are not UTF-8 (Go would accept them; regprobe
+    /// cannot represent such a key).
+    #[error("host or path decodes to bytes that are not UTF-8")]
+    NotUtf8,
+}
+
+/// kubelet's keyring key, the `registry` label and the wildcard flag for an `auths` key.
+///
+/// Examples: `https://index.docker.io/v1/` → key `index.docker.io`, registry `docker.io`;
+/// `https://quay.io/v2/myorg` → `quay.io/myorg`; `http://ghcr.io/` → `ghcr.io`;
+/// `*.example.com` → `*.example.com` (wildcard); `registry.example.com:5000` unchanged.
+///
+/// Errors: [`KeyError`] where Go's `net/url.Parse` fails (kubelet skips the entry).
+/// Source: `pkg/credentialprovider/keyring.go` `BasicDockerKeyring.Add`; Go `net/url/url.go`.
+pub fn normalize_key(raw: &str) -> Result<NormalizedKey, KeyError> {
+    let value: Cow<'_, str> = if raw.starts_with("https://") || raw.starts_with("http://") {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(format!("https://{raw}"))
+    };
+    let (host, path) = go_parse_host_path(&value)?;
+    let effective = if path.starts_with(b"/v2/") || path.starts_with(b"/v1/") {
+        &path[3..]
+    } else {
+        &path[..]
+    };
+    let mut key_bytes = host.clone();
+    if !effective.is_empty() && effective != b"/" {
+        key_bytes.extend_from_slice(effective);
+    }
+    let key = String::from_utf8(key_bytes).map_err(|_| KeyError::NotUtf8)?;
+    // An IPv6 literal's brackets are not a glob (kubelet's `URLsMatch` strips them with
+    // `net.SplitHostPort`); the literal itself was checked to be an address.
+    let wildcard = !host.starts_with(b"[") && host.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+    let registry = registry_label(&key);
+    Ok(NormalizedKey {
+        key,
+        registry,
+        wildcard,
+    })
+}
+
+/// The `registry` metrics label for a keyring key: Docker Hub's host spellings
+/// (`index.docker.io`, `registry-1.docker.io`, `docker.io`) become `docker.io`, a path is kept;
+/// every other key is returned unchanged.
+pub fn registry_label(key: &str) -> String {
+    let split = key.find('/').unwrap_or(key.len());
+    let (host, rest) = key.split_at(split);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => format!("docker.io{rest}"),
+        _ => key.to_string(),
+    }
+}
+
+/// The key as written, with any URL user-info (`user:pw@`) replaced by `xxxxx@`, for display.
+/// The user-info is located exactly where Go's parser finds it (after `//`, before the first
+/// `/`, `?` or `#`, up to the last `@`).
+pub fn redact_key(raw: &str) -> Cow<'_, str> {
+    let start = if let Some(rest) = raw.strip_prefix("https://") {
+        raw.len() - rest.len()
+    } else if let Some(rest) = raw.strip_prefix("http://") {
+        raw.len() - rest.len()
+    } else {
+        0
+    };
+    let after = &raw[start..];
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    match after[..end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}xxxxx{}", &raw[..start], &after[at..])),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+/// Go's `url.Parse(value)` for a value starting with `https://` or `http://`, returning the
+/// unescaped `Host` and `Path` bytes.
+fn go_parse_host_path(value: &str) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+    // Parse: cut off #fragment; parse() the rest; then validate the fragment's escapes.
+    let (u, frag) = match value.find('#') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, ""),
+    };
+    // parse(): control bytes anywhere (but not in the fragment) are refused.
+    if u.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(KeyError::ControlCharacter);
+    }
+    // getScheme: the caller guarantees `https:` or `http:`.
+    let colon = u.find(':').expect("value starts with a scheme");
+    let mut rest = &u[colon + 1..];
+    // Query: a lone trailing '?' is ForceQuery, else cut at the first '?'.
+    if rest.ends_with('?') && rest.matches('?').count() == 1 {
+        rest = &rest[..rest.len() - 1];
+    } else if let Some(q) = rest.find('?') {
+        rest = &rest[..q];
+    }
+    // rest starts with "//": the authority runs to the first '/'.
+    let after = &rest[2..];
+    let (authority, path) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    let host = parse_authority(authority)?;
+    let path = unescape(path.as_bytes(), Mode::Path)?;
+    if !frag.is_empty() {
+        unescape(frag.as_bytes(), Mode::Fragment)?;
+    }
+    Ok((host, path))
+}
+
+/// Go's `parseAuthority`: host after the last `@`, then the user-info is validated (and dropped).
+fn parse_authority(authority: &str) -> Result<Vec<u8>, KeyError> {
+    let at = authority.rfind('@');
+    let host = parse_host(match at {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    })?;
+    if let Some(i) = at {
+        let userinfo = &authority[..i];
+        if !valid_userinfo(userinfo) {
+            return Err(KeyError::InvalidUserinfo);
+        }
+        match userinfo.split_once(':') {
+            None => {
+                unescape(userinfo.as_bytes(), Mode::UserPassword)?;
+            }
+            Some((user, pass)) => {
+                unescape(user.as_bytes(), Mode::UserPassword)?;
+                unescape(pass.as_bytes(), Mode::UserPassword)?;
+            }
+        }
+    }
+    Ok(host)
+}
+
+/// Go's `parseHost`, plus the IPv6 check of Go ≥ 1.24.8 / 1.25.2 for bracketed hosts.
+fn parse_host(host: &str) -> Result<Vec<u8>, KeyError> {
+    if host.starts_with('[') {
+        let close = host.rfind(']').ok_or(KeyError::MissingBracket)?;
+        if !valid_optional_port(&host[close + 1..]) {
+            return Err(KeyError::InvalidPort);
+        }
+        let zone = host[..close].find("%25");
+        let literal_end = zone.unwrap_or(close);
+        let literal = unescape(&host.as_bytes()[1..literal_end], Mode::Host)?;
+        let is_v6 = std::str::from_utf8(&literal)
+            .ok()
+            .and_then(|s| s.parse::<Ipv6Addr>().ok())
+            .is_some();
+        if !is_v6 {
+            return Err(KeyError::NotIpv6);
+        }
+        if let Some(zone) = zone {
+            let mut out = unescape(&host.as_bytes()[..zone], Mode::Host)?;
+            out.extend(unescape(&host.as_bytes()[zone..close], Mode::Zone)?);
+            out.extend(unescape(&host.as_bytes()[close..], Mode::Host)?);
+            return Ok(out);
+        }
+    } else if let Some(colon) = host.rfind(':') {
+        if !valid_optional_port(&host[colon..]) {
+            return Err(KeyError::InvalidPort);
+        }
+    }
+    unescape(host.as_bytes(), Mode::Host)
+}
+
+/// Go's `validOptionalPort`: empty, or `:` followed by digits only (possibly none).
+fn valid_optional_port(port: &str) -> bool {
+    match port.strip_prefix(':') {
+        _ if port.is_empty() => true,
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// Go's `validUserinfo`.
+fn valid_userinfo(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                '-' | '.'
+                    | '_'
+                    | ':'
+                    | '~'
+                    | '!'
+                    | '$'
+                    | '&'
+                    | '\''
+                    | '('
+                    | ')'
+                    | '*'
+                    | '+'
+                    | ','
+                    | ';'
+                    | '='
+                    | '%'
+                    | '@'
+            )
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Path,
+    Host,
+    Zone,
+    UserPassword,
+    Fragment,
+}
+
+/// Go's `shouldEscape(c, encodeHost)` (identical for `encodeZone`).
+fn host_should_escape(c: u8) -> bool {
+    !(c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'~'
+        ))
+}
+
+fn unhex(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// Go's `unescape(s, mode)` for the modes used by `Parse` (no `+` handling is needed: only the
+/// query-component mode turns `+` into a space).
+fn unescape(s: &[u8], mode: Mode) -> Result<Vec<u8>, KeyError> {
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' => {
+                if i + 2 >= s.len()
+                    || !s[i + 1].is_ascii_hexdigit()
+                    || !s[i + 2].is_ascii_hexdigit()
+                {
+                    return Err(KeyError::InvalidEscape);
+                }
+                let is_pct25 = &s[i..i + 3] == b"%25";
+                if mode == Mode::Host && unhex(s[i + 1]) < 8 && !is_pct25 {
+                    return Err(KeyError::InvalidEscape);
+                }
+                if mode == Mode::Zone {
+                    let v = (unhex(s[i + 1]) << 4) | unhex(s[i + 2]);
+                    if !is_pct25 && v != b' ' && host_should_escape(v) {
+                        return Err(KeyError::InvalidEscape);
+                    }
+                }
+                i += 3;
+            }
+            c => {
+                if matches!(mode, Mode::Host | Mode::Zone) && c < 0x80 && host_should_escape(c) {
+                    return Err(KeyError::InvalidHostCharacter);
+                }
+                i += 1;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            out.push((unhex(s[i + 1]) << 4) | unhex(s[i + 2]));
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(raw: &str) -> String {
+        normalize_key(raw).unwrap().key
+    }
+
+    fn label(raw: &str) -> String {
+        normalize_key(raw).unwrap().registry
+    }
+
+    #[test]
+    fn spec_examples() {
+        // auth-spec.md §3.3 and §3.5.
+        assert_eq!(key("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(key("docker.io"), "docker.io");
+        assert_eq!(key("https://quay.io/v2/myorg"), "quay.io/myorg");
+        assert_eq!(key("http://ghcr.io/"), "ghcr.io");
+        assert_eq!(
+            key("registry.example.com:5000"),
+            "registry.example.com:5000"
+        );
+        assert_eq!(key("*.example.com"), "*.example.com");
+        assert_eq!(key("registry.example.com"), "registry.example.com");
+        assert_eq!(
+            key("registry.example.com/team"),
+            "registry.example.com/team"
+        );
+    }
+
+    #[test]
+    fn normalisation_table() {
+        let table: &[(&str, &str, &str, bool)] = &[
+            // raw, key, registry label, wildcard
+            (
+                "https://index.docker.io/v1/",
+                "index.docker.io",
+                "docker.io",
+                false,
+            ),
+            (
+                "https://index.docker.io/v2/",
+                "index.docker.io",
+                "docker.io",
+                false,
+            ),
+            ("index.docker.io", "index.docker.io", "docker.io", false),
+            (
+                "registry-1.docker.io",
+                "registry-1.docker.io",
+                "docker.io",
+                false,
+            ),
+            (
+                "https://registry-1.docker.io/v2/",
+                "registry-1.docker.io",
+                "docker.io",
+                false,
+            ),
+            ("http://docker.io/v1/", "docker.io", "docker.io", false),
+            (
+                "docker.io/library",
+                "docker.io/library",
+                "docker.io/library",
+                false,
+            ),
+            (
+                "https://index.docker.io/v1/myorg",
+                "index.docker.io/myorg",
+                "docker.io/myorg",
+                false,
+            ),
+            (
+                "https://quay.io/v2/myorg",
+                "quay.io/myorg",
+                "quay.io/myorg",
+                false,
+            ),
+            ("quay.io/myorg/", "quay.io/myorg/", "quay.io/myorg/", false),
+            (
+                "https://quay.io/v3/x",
+                "quay.io/v3/x",
+                "quay.io/v3/x",
+                false,
+            ),
+            ("https://quay.io/v2", "quay.io/v2", "quay.io/v2", false),
+            ("http://ghcr.io/", "ghcr.io", "ghcr.io", false),
+            ("localhost:5000", "localhost:5000", "localhost:5000", false),
+            ("127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000", false),
+            ("[::1]:5000", "[::1]:5000", "[::1]:5000", false),
+            (
+                "https://[fe80::1%25eth0]:5000/",
+                "[fe80::1%eth0]:5000",
+                "[fe80::1%eth0]:5000",
+                false,
+            ),
+            ("*.example.com", "*.example.com", "*.example.com", true),
+            (
+                "https://*.example.com/v2/",
+                "*.example.com",
+                "*.example.com",
+                true,
+            ),
+            (
+                "reg[0-9].example.com",
+                "reg[0-9].example.com",
+                "reg[0-9].example.com",
+                true,
+            ),
+            // Go keeps case, default ports and IPv4 shorthands (the `url` crate would not).
+            (
+                "Registry.Example.com",
+                "Registry.Example.com",
+                "Registry.Example.com",
+                false,
+            ),
+            (
+                "registry.example.com:443",
+                "registry.example.com:443",
+                "registry.example.com:443",
+                false,
+            ),
+            ("127.1:5000", "127.1:5000", "127.1:5000", false),
+            // Go drops user-info, query and fragment; decodes the path.
+            ("https://user:pw@ghcr.io/v2/", "ghcr.io", "ghcr.io", false),
+            ("ghcr.io?x=1", "ghcr.io", "ghcr.io", false),
+            ("ghcr.io/org#frag", "ghcr.io/org", "ghcr.io/org", false),
+            (
+                "quay.io/my%20org",
+                "quay.io/my org",
+                "quay.io/my org",
+                false,
+            ),
+            // An empty port is valid in Go; a `?` ends the host before globbing can see it.
+            ("example.com:", "example.com:", "example.com:", false),
+            ("reg?.example.com", "reg", "reg", false),
+            // Only `http://` and `https://` (lowercase) count as a scheme.
+            (
+                "HTTPS://ghcr.io",
+                "HTTPS://ghcr.io",
+                "HTTPS://ghcr.io",
+                false,
+            ),
+            ("", "", "", false),
+        ];
+        for (raw, want_key, want_label, want_wild) in table {
+            let got = normalize_key(raw).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(&got.key, want_key, "key of {raw:?}");
+            assert_eq!(&got.registry, want_label, "label of {raw:?}");
+            assert_eq!(got.wildcard, *want_wild, "wildcard of {raw:?}");
+        }
+    }
+
+    #[test]
+    fn registry_label_maps_docker_hub_only() {
+        assert_eq!(label("index.docker.io"), "docker.io");
+        assert_eq!(label("https://registry-1.docker.io/v1/"), "docker.io");
+        assert_eq!(label("docker.io:443"), "docker.io:443");
+        assert_eq!(label("mirror.docker.io"), "mirror.docker.io");
+        assert_eq!(label("*.docker.io"), "*.docker.io");
+    }
+
+    #[test]
+    fn keys_go_refuses() {
+        let table: &[(&str, KeyError)] = &[
+            ("ghcr.io:abc", KeyError::InvalidPort),
+            ("ghcr.io:5000x/path", KeyError::InvalidPort),
+            ("[ab].example.com", KeyError::InvalidPort),
+            ("[::1", KeyError::MissingBracket),
+            ("[example.com]:5000", KeyError::NotIpv6),
+            ("[1.2.3.4]", KeyError::NotIpv6),
+            ("ghcr io", KeyError::InvalidHostCharacter),
+            ("ghcr^io", KeyError::InvalidHostCharacter),
+            ("ex%41mple.com", KeyError::InvalidEscape),
+            ("quay.io/bad%zzescape", KeyError::InvalidEscape),
+            ("quay.io/x%2", KeyError::InvalidEscape),
+            ("ghcr.io\t", KeyError::ControlCharacter),
+            ("us er@ghcr.io", KeyError::InvalidUserinfo),
+            ("user:%zz@ghcr.io", KeyError::InvalidEscape),
+            ("ghcr.io#%zz", KeyError::InvalidEscape),
+            ("quay.io/%ff", KeyError::NotUtf8),
+        ];
+        for (raw, want) in table {
+            assert_eq!(normalize_key(raw), Err(*want), "{raw:?}");
+        }
+        // A control character in the fragment is not checked by Go.
+        assert_eq!(key("ghcr.io#a\u{1}"), "ghcr.io");
+        // Non-ASCII hosts are allowed, %-escapes of non-ASCII bytes too.
+        assert_eq!(key("bücher.de"), "bücher.de");
+        assert_eq!(key("b%C3%BCcher.de"), "bücher.de");
+    }
+
+    #[test]
+    fn redaction_hides_userinfo_only() {
+        assert_eq!(
+            redact_key("https://user:pw@ghcr.io/v2/"),
+            "https://xxxxx@ghcr.io/v2/"
+        );
+        assert_eq!(redact_key("token@ghcr.io"), "xxxxx@ghcr.io");
+        assert_eq!(redact_key("a:b@c@ghcr.io/x@y"), "xxxxx@ghcr.io/x@y");
+        assert_eq!(redact_key("ghcr.io/x@y"), "ghcr.io/x@y");
+        assert_eq!(redact_key("ghcr.io?a@b"), "ghcr.io?a@b");
+        assert_eq!(
+            redact_key("https://index.docker.io/v1/"),
+            "https://index.docker.io/v1/"
+        );
+    }
+}

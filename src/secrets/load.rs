@@ -1,0 +1,953 @@
+//! Reading secrets from `--secrets-dir`, `--secret` and `--node-config` (`shared/spec/metrics.md`).
+//!
+//! An explicitly named path that does not exist or cannot be read is a configuration error
+//! ([`LoadError`], the CLI exits 2). A file that exists but does not parse is not: it becomes a
+//! [`Secret`] with `entries: Err(..)` so that the other secrets keep probing.
+//!
+//! `--secrets-dir DIR` accepts both ways kubelet mounts secrets (kubelet's `AtomicWriter`,
+//! `pkg/volume/util/atomic_writer.go`: files live in a timestamped `..<ts>` directory, `..data`
+//! is a symlink to it, and each user-visible name is a symlink through `..data`):
+//!
+//! * one Secret volume per `DIR/<name>`: `DIR/<name>/..data -> ..<ts>`,
+//!   `DIR/<name>/.dockerconfigjson -> ..data/.dockerconfigjson`;
+//! * one projected volume at `DIR`: `DIR/..data -> ..<ts>`, `DIR/<name> -> ..data/<name>`, items at
+//!   `DIR/<name>/.dockerconfigjson` (or `.dockercfg`).
+//!
+//! Names starting with `.` at the top of `DIR` (`..data`, `..<ts>`, `..data_tmp`) are skipped, and
+//! every path is read through its symlinks on each load, so a kubelet update (new `..<ts>`, atomic
+//! rename of `..data`) is picked up by the next load.
+
+use super::dockerconfig::{
+    dockercfg_from, dockerconfigjson_from, has_auths_key, parse_dockercfg, parse_dockerconfigjson,
+    parse_json, JVal, Parsed,
+};
+use super::manifest::{secrets_from_manifest, ManifestSyntax};
+use super::{Secret, SecretError, SecretKind, MAX_FILE_BYTES};
+use secrecy::zeroize::Zeroizing;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The credential sources regprobe is pointed at (the CLI's flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretSources {
+    /// `--secrets-dir DIR` (repeatable): each `DIR/<name>` holding `.dockerconfigjson` or
+    /// `.dockercfg` is one secret with id `<name>`.
+    pub secrets_dirs: Vec<PathBuf>,
+    /// `--secret FILE` (repeatable; `-` is standard input): a dockerconfigjson / dockercfg /
+    /// `config.json` file or a Kubernetes Secret manifest (YAML or JSON, `Secret` or `List`).
+    pub secret_files: Vec<PathBuf>,
+    /// `--node-config FILE`: kubelet's node `config.json`; id `node`.
+    pub node_config: Option<PathBuf>,
+}
+
+/// Secrets plus the warnings about inputs that gave no secret (skipped directories, empty
+/// manifests, duplicate ids). Warnings never contain secret material.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// `--secrets-dir` secrets (per directory, sorted by id), then `--secret` files in the given
+    /// order, then the node config.
+    pub secrets: Vec<Secret>,
+    /// Input-level warnings; per-secret warnings are in [`Secret::warnings`].
+    pub warnings: Vec<String>,
+}
+
+/// A configuration error: an explicitly named input is missing or unreadable (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The path does not exist.
+    #[error("{flag} {}: no such file or directory", .path.display())]
+    NotFound {
+        /// The flag that named it: `--secrets-dir`, `--secret` or `--node-config`.
+        flag: &'static str,
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The path exists but cannot be read (permissions, I/O error).
+    #[error("{flag} {}: cannot be read: {source}", .path.display())]
+    Unreadable {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// `--secrets-dir` names something that is not a directory.
+    #[error("{flag} {}: not a directory", .path.display())]
+    NotADirectory {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// `--secret` / `--node-config` names a directory.
+    #[error("{flag} {}: is a directory, expected a file", .path.display())]
+    NotAFile {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// `--secret -` was given more than once.
+    #[error("--secret -: standard input can be read only once")]
+    StdinTwice,
+}
+
+const SECRETS_DIR: &str = "--secrets-dir";
+const SECRET: &str = "--secret";
+const NODE_CONFIG: &str = "--node-config";
+
+/// Loads every source; input-level warnings are logged with `tracing::warn!`.
+///
+/// Returns `--secrets-dir` secrets (per directory, sorted by id), then `--secret` secrets (a file
+/// may hold several: a manifest `List`), then the node config. Errors: see [`LoadError`].
+pub fn load_all(sources: &SecretSources) -> Result<Vec<Secret>, LoadError> {
+    let loaded = load_all_with_warnings(sources)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded.secrets)
+}
+
+/// Like [`load_all`], but returns the input-level warnings instead of logging them.
+pub fn load_all_with_warnings(sources: &SecretSources) -> Result<Loaded, LoadError> {
+    let mut secrets = Vec::new();
+    let mut warnings = Vec::new();
+    for dir in &sources.secrets_dirs {
+        secrets.extend(load_secrets_dir(dir, &mut warnings)?);
+    }
+    let mut stdin_used = false;
+    for file in &sources.secret_files {
+        let found = if file.as_os_str() == "-" {
+            if stdin_used {
+                return Err(LoadError::StdinTwice);
+            }
+            stdin_used = true;
+            let bytes = read_limited(io::stdin().lock(), 0);
+            match bytes {
+                Ok(bytes) => parse_secret_content(&bytes, "stdin", file),
+                Err(ReadFail::TooLarge) => vec![failed(
+                    "stdin",
+                    file,
+                    SecretError::TooLarge {
+                        limit: MAX_FILE_BYTES,
+                    },
+                )],
+                Err(ReadFail::Io(source)) => {
+                    return Err(LoadError::Unreadable {
+                        flag: SECRET,
+                        path: file.clone(),
+                        source,
+                    })
+                }
+            }
+        } else {
+            load_secret_file(file)?
+        };
+        if found.is_empty() {
+            warnings.push(format!(
+                "{SECRET} {}: the manifest holds no Secrets",
+                file.display()
+            ));
+        }
+        secrets.extend(found);
+    }
+    if let Some(path) = &sources.node_config {
+        secrets.push(load_node_config(path)?);
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &secrets {
+        *counts.entry(s.id.as_str()).or_default() += 1;
+    }
+    for (id, n) in counts.into_iter().filter(|(_, n)| *n > 1) {
+        warnings.push(format!(
+            "secret id \"{id}\" is used by {n} inputs; their metrics share the same secret label"
+        ));
+    }
+    Ok(Loaded { secrets, warnings })
+}
+
+/// Loads the secrets of one `--secrets-dir` (either kubelet layout), sorted by id.
+///
+/// A subdirectory with neither `.dockerconfigjson` nor `.dockercfg`, a non-directory entry and a
+/// dangling entry are skipped with a warning. If both files exist, `.dockerconfigjson` is used (a
+/// warning on the secret). A secret file that cannot be read gives `entries:
+/// Err(SecretError::Io)`. Errors: `dir` missing, unreadable or not a directory.
+pub fn load_secrets_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<Secret>, LoadError> {
+    let unreadable = |source| LoadError::Unreadable {
+        flag: SECRETS_DIR,
+        path: dir.to_path_buf(),
+        source,
+    };
+    let meta = fs::metadata(dir).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => LoadError::NotFound {
+            flag: SECRETS_DIR,
+            path: dir.to_path_buf(),
+        },
+        _ => unreadable(e),
+    })?;
+    if !meta.is_dir() {
+        return Err(LoadError::NotADirectory {
+            flag: SECRETS_DIR,
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut secrets = Vec::new();
+    let mut single_volume = false;
+    for entry in fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            warnings.push(format!(
+                "{SECRETS_DIR} {}: skipped, name is not UTF-8",
+                path.display()
+            ));
+            continue;
+        };
+        if name.starts_with('.') {
+            single_volume |= name == ".dockerconfigjson" || name == ".dockercfg";
+            continue;
+        }
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                warnings.push(format!(
+                    "{SECRETS_DIR} {}: skipped, not a directory (expected {}/<name>/.dockerconfigjson)",
+                    path.display(),
+                    dir.display()
+                ));
+                continue;
+            }
+            Err(e) => {
+                warnings.push(format!("{SECRETS_DIR} {}: skipped, {e}", path.display()));
+                continue;
+            }
+        }
+        let json = path.join(".dockerconfigjson");
+        let cfg = path.join(".dockercfg");
+        let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+        let (has_json, has_cfg) = (exists(&json), exists(&cfg));
+        let (file, kind) = match (has_json, has_cfg) {
+            (true, _) => (json, SecretKind::DockerConfigJson),
+            (false, true) => (cfg, SecretKind::DockerCfg),
+            (false, false) => {
+                warnings.push(format!(
+                    "{SECRETS_DIR} {}: skipped, has neither .dockerconfigjson nor .dockercfg",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let mut secret = match read_file(&file) {
+            Ok(bytes) => {
+                let parsed = match kind {
+                    SecretKind::DockerCfg => parse_dockercfg(&bytes),
+                    _ => parse_dockerconfigjson(&bytes),
+                };
+                from_parsed(name, file, kind, parsed)
+            }
+            Err(fail) => {
+                let error = fail.into_secret_error(&file);
+                Secret {
+                    id: name,
+                    path: file,
+                    kind,
+                    entries: Err(error),
+                    warnings: Vec::new(),
+                }
+            }
+        };
+        if has_json && has_cfg {
+            secret
+                .warnings
+                .push(".dockercfg is ignored: .dockerconfigjson is present".to_string());
+        }
+        secrets.push(secret);
+    }
+    if single_volume {
+        warnings.push(format!(
+            "{SECRETS_DIR} {}: holds a .dockerconfigjson/.dockercfg itself, which is ignored; it looks \
+             like a single secret volume: mount secrets at {}/<name>, or use {SECRET} on the file",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    secrets.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.path.cmp(&b.path)));
+    Ok(secrets)
+}
+
+/// Loads one `--secret FILE` (not `-`): see [`parse_secret_content`]. A file over 4 MiB gives a
+/// secret with [`SecretError::TooLarge`]. Errors: missing, unreadable, or a directory.
+pub fn load_secret_file(path: &Path) -> Result<Vec<Secret>, LoadError> {
+    let id = file_id(path);
+    match read_explicit(path, SECRET)? {
+        Some(bytes) => Ok(parse_secret_content(&bytes, &id, path)),
+        None => Ok(vec![failed(
+            &id,
+            path,
+            SecretError::TooLarge {
+                limit: MAX_FILE_BYTES,
+            },
+        )]),
+    }
+}
+
+/// Loads kubelet's node `config.json` (`--node-config`), id `node`, kind
+/// [`SecretKind::NodeConfig`]. Read as `{"auths": ...}` (only `auths`; `credsStore`/`credHelpers`
+/// are ignored, as by kubelet), or as legacy dockercfg if the file is named `.dockercfg` (kubelet
+/// falls back to that file). Source: kubernetes `pkg/credentialprovider/config.go`
+/// `ReadDockerConfigFile`. Errors: missing, unreadable, or a directory.
+pub fn load_node_config(path: &Path) -> Result<Secret, LoadError> {
+    let legacy = path.file_name().is_some_and(|n| n == ".dockercfg");
+    Ok(match read_explicit(path, NODE_CONFIG)? {
+        Some(bytes) => {
+            let parsed = if legacy {
+                parse_dockercfg(&bytes)
+            } else {
+                parse_dockerconfigjson(&bytes)
+            };
+            from_parsed(
+                "node".to_string(),
+                path.to_path_buf(),
+                SecretKind::NodeConfig,
+                parsed,
+            )
+        }
+        None => Secret {
+            id: "node".to_string(),
+            path: path.to_path_buf(),
+            kind: SecretKind::NodeConfig,
+            entries: Err(SecretError::TooLarge {
+                limit: MAX_FILE_BYTES,
+            }),
+            warnings: Vec::new(),
+        },
+    })
+}
+
+/// Parses the content of a `--secret` file, detecting its format by content:
+///
+/// * a JSON object with `auths` (matched as Go matches it): a `.dockerconfigjson` / `config.json`;
+/// * a JSON object with `kind` `Secret`, `List` or `SecretList`: a Kubernetes manifest;
+/// * another JSON object: a legacy `.dockercfg`;
+/// * not JSON, with a line starting `kind:`, `apiVersion:` or `---`: a YAML manifest (several
+///   documents allowed);
+/// * anything else: the JSON error.
+///
+/// `fallback_id` names a secret whose manifest has no `metadata.name` (and every non-manifest
+/// secret); `path` is recorded. Returns several secrets for a `List`, none for an empty one.
+pub fn parse_secret_content(bytes: &[u8], fallback_id: &str, path: &Path) -> Vec<Secret> {
+    let root = match parse_json(bytes) {
+        Ok(root) => root,
+        Err(json_error) => {
+            if matches!(json_error, SecretError::Json { .. }) && looks_like_yaml_manifest(bytes) {
+                return manifest_or_failed(bytes, ManifestSyntax::Yaml, fallback_id, path);
+            }
+            return vec![failed(fallback_id, path, json_error)];
+        }
+    };
+    let id = fallback_id.to_string();
+    let path_buf = path.to_path_buf();
+    if has_auths_key(&root) {
+        let parsed = dockerconfigjson_from(root);
+        return vec![from_parsed(
+            id,
+            path_buf,
+            SecretKind::DockerConfigJson,
+            parsed,
+        )];
+    }
+    if matches!(
+        root.member_str("kind"),
+        Some("Secret" | "List" | "SecretList")
+    ) {
+        return manifest_or_failed(bytes, ManifestSyntax::Json, fallback_id, path);
+    }
+    match root {
+        JVal::Object(_) => {
+            let parsed = dockercfg_from(root);
+            vec![from_parsed(id, path_buf, SecretKind::DockerCfg, parsed)]
+        }
+        other => vec![failed(
+            fallback_id,
+            path,
+            SecretError::NotAnObject {
+                found: other.type_name(),
+            },
+        )],
+    }
+}
+
+/// The id of a `--secret` file: its name without extension; for a dot-file such as
+/// `.dockerconfigjson`, the nearest parent directory whose name does not start with `.` (so
+/// `regcred/..data/.dockerconfigjson` is `regcred`), else the name without its dot.
+pub fn file_id(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(bare) = name.strip_prefix('.').filter(|b| !b.contains('.')) {
+        let parent = path
+            .ancestors()
+            .skip(1)
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .find(|n| !n.starts_with('.'));
+        return match parent {
+            Some(parent) => parent,
+            None if bare.is_empty() => "secret".to_string(),
+            None => bare.to_string(),
+        };
+    }
+    match Path::new(&name).file_stem() {
+        Some(stem) if !stem.is_empty() => stem.to_string_lossy().into_owned(),
+        _ => "secret".to_string(),
+    }
+}
+
+fn manifest_or_failed(
+    bytes: &[u8],
+    syntax: ManifestSyntax,
+    fallback_id: &str,
+    path: &Path,
+) -> Vec<Secret> {
+    secrets_from_manifest(bytes, syntax, fallback_id, path)
+        .unwrap_or_else(|e| vec![failed(fallback_id, path, e)])
+}
+
+fn looks_like_yaml_manifest(bytes: &[u8]) -> bool {
+    bytes.split(|b| *b == b'\n').any(|line| {
+        line.starts_with(b"kind:") || line.starts_with(b"apiVersion:") || line.starts_with(b"---")
+    })
+}
+
+fn from_parsed(id: String, path: PathBuf, kind: SecretKind, parsed: Parsed) -> Secret {
+    Secret {
+        id,
+        path,
+        kind,
+        entries: parsed.entries,
+        warnings: parsed.warnings,
+    }
+}
+
+fn failed(id: &str, path: &Path, error: SecretError) -> Secret {
+    Secret {
+        id: id.to_string(),
+        path: path.to_path_buf(),
+        kind: SecretKind::Unknown,
+        entries: Err(error),
+        warnings: Vec::new(),
+    }
+}
+
+enum ReadFail {
+    Io(io::Error),
+    TooLarge,
+}
+
+impl ReadFail {
+    fn into_secret_error(self, path: &Path) -> SecretError {
+        match self {
+            ReadFail::Io(source) => SecretError::Io {
+                path: path.to_path_buf(),
+                source: Arc::new(source),
+            },
+            ReadFail::TooLarge => SecretError::TooLarge {
+                limit: MAX_FILE_BYTES,
+            },
+        }
+    }
+}
+
+/// Reads an explicitly named file: missing/unreadable/directory are [`LoadError`]s; `Ok(None)`
+/// when it is over the size limit.
+fn read_explicit(path: &Path, flag: &'static str) -> Result<Option<Zeroizing<Vec<u8>>>, LoadError> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => LoadError::NotFound {
+            flag,
+            path: path.to_path_buf(),
+        },
+        _ => LoadError::Unreadable {
+            flag,
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(LoadError::NotAFile {
+            flag,
+            path: path.to_path_buf(),
+        });
+    }
+    match read_file(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(ReadFail::TooLarge) => Ok(None),
+        Err(ReadFail::Io(source)) => Err(LoadError::Unreadable {
+            flag,
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, ReadFail> {
+    let file = fs::File::open(path).map_err(ReadFail::Io)?;
+    let len = file.metadata().map_err(ReadFail::Io)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(ReadFail::TooLarge);
+    }
+    read_limited(file, len as usize)
+}
+
+/// Reads at most [`MAX_FILE_BYTES`] into a zeroizing buffer. The buffer is grown by copying into
+/// a new zeroizing buffer, so no reallocation leaves secret bytes behind in freed memory.
+fn read_limited(mut reader: impl Read, size_hint: usize) -> Result<Zeroizing<Vec<u8>>, ReadFail> {
+    let limit = MAX_FILE_BYTES as usize;
+    let mut buf = Zeroizing::new(Vec::with_capacity(size_hint.min(limit) + 1));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = match reader.read(&mut chunk[..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadFail::Io(e)),
+        };
+        if buf.len() + n > limit {
+            return Err(ReadFail::TooLarge);
+        }
+        if buf.capacity() - buf.len() < n {
+            let capacity = (buf.capacity() * 2).max(buf.len() + n).min(limit + 1);
+            let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::symlink;
+
+    fn config(user: &str) -> String {
+        format!(
+            r#"{{"auths":{{"ghcr.io":{{"auth":"{}"}}}}}}"#,
+            STANDARD.encode(format!("{user}:pw"))
+        )
+    }
+
+    fn username(s: &Secret) -> &str {
+        &s.entries
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e}", s.id))[0]
+            .credential
+            .username
+    }
+
+    /// kubelet's AtomicWriter for one volume at `dir`: writes `files` (relative paths) into a new
+    /// `..<ts>` dir, points `..data` at it via `..data_tmp` + rename, links each top-level name
+    /// through `..data`, and removes the previous timestamped dir.
+    fn atomic_write(dir: &Path, ts: &str, files: &[(&str, &str)]) {
+        fs::create_dir_all(dir).unwrap();
+        let ts_dir = dir.join(ts);
+        for (rel, content) in files {
+            let p = ts_dir.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let old = fs::read_link(dir.join("..data")).ok();
+        symlink(ts, dir.join("..data_tmp")).unwrap();
+        fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        for (rel, _) in files {
+            let top = rel.split('/').next().unwrap();
+            let link = dir.join(top);
+            if fs::symlink_metadata(&link).is_err() {
+                symlink(Path::new("..data").join(top), link).unwrap();
+            }
+        }
+        if let Some(old) = old {
+            fs::remove_dir_all(dir.join(old)).unwrap();
+        }
+    }
+
+    fn dir_sources(dir: &Path) -> SecretSources {
+        SecretSources {
+            secrets_dirs: vec![dir.to_path_buf()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn secret_volume_per_name_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        atomic_write(
+            &root.join("zeta"),
+            "..2026_11_21_09_43_00.000000001",
+            &[(".dockerconfigjson", &config("zeta"))],
+        );
+        atomic_write(
+            &root.join("alpha"),
+            "..2026_11_21_09_43_00.000000002",
+            &[(
+                ".dockercfg",
+                r#"{"quay.io":{"username":"alpha","password":"pw"}}"#,
+            )],
+        );
+        fs::create_dir(root.join("empty")).unwrap();
+        let loaded = load_all_with_warnings(&dir_sources(root)).unwrap();
+        let ids: Vec<_> = loaded.secrets.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["alpha", "zeta"]);
+        assert_eq!(loaded.secrets[0].kind, SecretKind::DockerCfg);
+        assert_eq!(loaded.secrets[0].path, root.join("alpha/.dockercfg"));
+        assert_eq!(username(&loaded.secrets[0]), "alpha");
+        assert_eq!(loaded.secrets[1].kind, SecretKind::DockerConfigJson);
+        assert_eq!(username(&loaded.secrets[1]), "zeta");
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("empty") && w.contains("neither")),
+            "{:?}",
+            loaded.warnings
+        );
+        // kubelet updates the secret: the next load sees the new content.
+        atomic_write(
+            &root.join("zeta"),
+            "..2026_11_21_10_00_00.000000003",
+            &[(".dockerconfigjson", &config("zeta2"))],
+        );
+        let secrets = load_all(&dir_sources(root)).unwrap();
+        assert_eq!(username(&secrets[1]), "zeta2");
+    }
+
+    #[test]
+    fn projected_volume_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let json = config("one");
+        atomic_write(
+            root,
+            "..2026_11_21_09_43_00.123456789",
+            &[
+                ("one/.dockerconfigjson", &json),
+                ("two/.dockercfg", r#"{"quay.io":{"username":"two"}}"#),
+                ("three/other-file", "x"),
+            ],
+        );
+        // A leftover `..data_tmp` from an interrupted update is skipped too.
+        symlink("..gone", root.join("..data_tmp")).unwrap();
+        let loaded = load_all_with_warnings(&dir_sources(root)).unwrap();
+        let ids: Vec<_> = loaded.secrets.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["one", "two"]);
+        assert_eq!(username(&loaded.secrets[0]), "one");
+        assert_eq!(username(&loaded.secrets[1]), "two");
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("three"));
+    }
+
+    #[test]
+    fn secrets_dir_edge_cases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        // Both files: .dockerconfigjson wins, with a warning on the secret.
+        fs::create_dir(root.join("both")).unwrap();
+        fs::write(root.join("both/.dockerconfigjson"), config("json")).unwrap();
+        fs::write(root.join("both/.dockercfg"), "{}").unwrap();
+        // A broken secret is a Secret with an error, not a LoadError.
+        fs::create_dir(root.join("broken")).unwrap();
+        fs::write(root.join("broken/.dockerconfigjson"), "{not json").unwrap();
+        // A dangling user-visible symlink: the secret is reported unreadable.
+        fs::create_dir(root.join("dangling")).unwrap();
+        symlink(
+            "..data/.dockerconfigjson",
+            root.join("dangling/.dockerconfigjson"),
+        )
+        .unwrap();
+        // A top-level regular file and a file directly in DIR.
+        fs::write(root.join("stray.json"), "{}").unwrap();
+        fs::write(root.join(".dockerconfigjson"), "{}").unwrap();
+        let loaded = load_all_with_warnings(&dir_sources(root)).unwrap();
+        let ids: Vec<_> = loaded.secrets.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["both", "broken", "dangling"]);
+        assert_eq!(username(&loaded.secrets[0]), "json");
+        assert!(loaded.secrets[0].warnings[0].contains(".dockercfg is ignored"));
+        assert!(matches!(
+            loaded.secrets[1].entries,
+            Err(SecretError::Json { .. })
+        ));
+        let dangling = loaded.secrets[2].entries.as_ref().unwrap_err();
+        assert!(matches!(dangling, SecretError::Io { .. }));
+        assert!(
+            dangling.to_string().starts_with("cannot read "),
+            "{dangling}"
+        );
+        assert!(loaded.warnings.iter().any(|w| w.contains("stray.json")));
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("single secret volume")));
+    }
+
+    #[test]
+    fn explicit_paths_missing_are_load_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("nope");
+        let file = tmp.path().join("file.json");
+        fs::write(&file, config("u")).unwrap();
+        let cases = [
+            (
+                dir_sources(&missing),
+                format!(
+                    "--secrets-dir {}: no such file or directory",
+                    missing.display()
+                ),
+            ),
+            (
+                dir_sources(&file),
+                format!("--secrets-dir {}: not a directory", file.display()),
+            ),
+            (
+                SecretSources {
+                    secret_files: vec![missing.clone()],
+                    ..Default::default()
+                },
+                format!("--secret {}: no such file or directory", missing.display()),
+            ),
+            (
+                SecretSources {
+                    secret_files: vec![tmp.path().to_path_buf()],
+                    ..Default::default()
+                },
+                format!(
+                    "--secret {}: is a directory, expected a file",
+                    tmp.path().display()
+                ),
+            ),
+            (
+                SecretSources {
+                    node_config: Some(missing.clone()),
+                    ..Default::default()
+                },
+                format!(
+                    "--node-config {}: no such file or directory",
+                    missing.display()
+                ),
+            ),
+            (
+                SecretSources {
+                    secret_files: vec!["-".into(), "-".into()],
+                    ..Default::default()
+                },
+                "--secret -: standard input can be read only once".to_string(),
+            ),
+        ];
+        for (sources, want) in cases {
+            if sources.secret_files.len() == 2 {
+                // Reading stdin in a test would block on a terminal; check the error type only.
+                let e = LoadError::StdinTwice;
+                assert_eq!(e.to_string(), want);
+                continue;
+            }
+            assert_eq!(load_all(&sources).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn secret_file_formats_and_ids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("regcred");
+        fs::create_dir(&dir).unwrap();
+        let dotfile = dir.join(".dockerconfigjson");
+        fs::write(&dotfile, config("dot")).unwrap();
+        let legacy = tmp.path().join("old.dockercfg");
+        fs::write(&legacy, r#"{"quay.io":{"username":"legacy"}}"#).unwrap();
+        let manifest = tmp.path().join("pull-secrets.yaml");
+        fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: List\nitems:\n- kind: Secret\n  metadata:\n    name: m1\n  \
+                 type: kubernetes.io/dockerconfigjson\n  data:\n    .dockerconfigjson: {}\n",
+                STANDARD.encode(config("m1"))
+            ),
+        )
+        .unwrap();
+        let sources = SecretSources {
+            secret_files: vec![dotfile.clone(), legacy.clone(), manifest.clone()],
+            ..Default::default()
+        };
+        let secrets = load_all(&sources).unwrap();
+        let got: Vec<_> = secrets.iter().map(|s| (s.id.as_str(), s.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                ("regcred", SecretKind::DockerConfigJson),
+                ("old", SecretKind::DockerCfg),
+                ("m1", SecretKind::DockerConfigJson)
+            ]
+        );
+        assert_eq!(username(&secrets[0]), "dot");
+        assert_eq!(username(&secrets[1]), "legacy");
+        assert_eq!(username(&secrets[2]), "m1");
+        assert_eq!(secrets[2].path, manifest);
+    }
+
+    #[test]
+    fn file_ids() {
+        assert_eq!(file_id(Path::new("/x/regcred.json")), "regcred");
+        assert_eq!(file_id(Path::new("config.json")), "config");
+        assert_eq!(file_id(Path::new("a.b.yaml")), "a.b");
+        assert_eq!(
+            file_id(Path::new("/mnt/regcred/.dockerconfigjson")),
+            "regcred"
+        );
+        assert_eq!(
+            file_id(Path::new("/mnt/regcred/..data/.dockerconfigjson")),
+            "regcred"
+        );
+        assert_eq!(file_id(Path::new(".dockerconfigjson")), "dockerconfigjson");
+        assert_eq!(file_id(Path::new(".dockercfg")), "dockercfg");
+        assert_eq!(file_id(Path::new("/.dockercfg")), "dockercfg");
+    }
+
+    #[test]
+    fn content_detection() {
+        let p = Path::new("-");
+        let one = |text: &str| {
+            let mut v = parse_secret_content(text.as_bytes(), "stdin", p);
+            assert_eq!(v.len(), 1, "{text}");
+            v.remove(0)
+        };
+        // `auths` matched as Go matches it.
+        let s = one(r#"{"Auths":{"r.io":{"username":"u"}}}"#);
+        assert_eq!(
+            (s.id.as_str(), s.kind),
+            ("stdin", SecretKind::DockerConfigJson)
+        );
+        let s = one(r#"{"r.io":{"username":"u"}}"#);
+        assert_eq!(s.kind, SecretKind::DockerCfg);
+        // Manifest from stdin: id from metadata.name.
+        let s = one(&format!(
+            r#"{{"kind":"Secret","metadata":{{"name":"from-json"}},"type":"kubernetes.io/dockerconfigjson","stringData":{{".dockerconfigjson":{}}}}}"#,
+            serde_json::to_string(&config("j")).unwrap()
+        ));
+        assert_eq!(s.id, "from-json");
+        assert_eq!(username(&s), "j");
+        let s = one(&format!(
+            "kind: Secret\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{}'\n",
+            config("y")
+        ));
+        assert_eq!(s.id, "stdin");
+        assert_eq!(username(&s), "y");
+        // Not JSON, not a manifest: the JSON error.
+        let s = one("hello: world\n");
+        assert!(matches!(s.entries, Err(SecretError::Json { .. })));
+        let s = one("---\nkind: Secret\ndata: [\n");
+        assert!(matches!(s.entries, Err(SecretError::ManifestYaml { .. })));
+        let s = one("[1]");
+        assert_eq!(
+            s.entries.unwrap_err().to_string(),
+            "the top level is an array, not a JSON object"
+        );
+        let s = one("");
+        assert!(matches!(s.entries, Err(SecretError::Empty)));
+        assert!(parse_secret_content(b"kind: List\nitems: []\n", "f", p).is_empty());
+    }
+
+    #[test]
+    fn node_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.json");
+        fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}}}},"credsStore":"ecr-login","credHelpers":{{}}}}"#,
+                STANDARD.encode("hub:pw")
+            ),
+        )
+        .unwrap();
+        let sources = SecretSources {
+            node_config: Some(path.clone()),
+            ..Default::default()
+        };
+        let secrets = load_all(&sources).unwrap();
+        let node = &secrets[0];
+        assert_eq!(
+            (node.id.as_str(), node.kind),
+            ("node", SecretKind::NodeConfig)
+        );
+        let entries = node.entries.as_ref().unwrap();
+        assert_eq!(entries[0].registry, "docker.io");
+        assert_eq!(entries[0].credential.password.expose_secret(), "pw");
+        assert_eq!(node.warnings.len(), 2);
+        // Only `auths` counts: a credsStore-only config.json gives kubelet nothing.
+        fs::write(&path, r#"{"credsStore":"desktop"}"#).unwrap();
+        let node = load_node_config(&path).unwrap();
+        assert!(matches!(node.entries, Err(SecretError::NoAuths)));
+        // Legacy `.dockercfg` as node keyring.
+        let legacy = tmp.path().join(".dockercfg");
+        fs::write(&legacy, r#"{"quay.io":{"username":"q"}}"#).unwrap();
+        assert_eq!(username(&load_node_config(&legacy).unwrap()), "q");
+    }
+
+    #[test]
+    fn too_large_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("big.json");
+        let f = fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let secrets = load_all(&SecretSources {
+            secret_files: vec![big.clone()],
+            node_config: Some(big.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        for s in &secrets {
+            let e = s.entries.as_ref().unwrap_err();
+            assert!(matches!(e, SecretError::TooLarge { limit } if *limit == MAX_FILE_BYTES));
+            assert_eq!(
+                e.to_string(),
+                "file is larger than 4194304 bytes (4 MiB), not read"
+            );
+        }
+        // Exactly the limit is read; a stream over the limit is refused.
+        let exact = vec![b' '; MAX_FILE_BYTES as usize];
+        assert_eq!(read_limited(&exact[..], 0).ok().unwrap().len(), exact.len());
+        let over = vec![b' '; MAX_FILE_BYTES as usize + 1];
+        assert!(matches!(
+            read_limited(&over[..], 0),
+            Err(ReadFail::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn duplicate_ids_warn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a/regcred.json");
+        let b = tmp.path().join("b/regcred.json");
+        for p in [&a, &b] {
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, config("u")).unwrap();
+        }
+        let loaded = load_all_with_warnings(&SecretSources {
+            secret_files: vec![a, b],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"regcred\" is used by 2 inputs")));
+    }
+}

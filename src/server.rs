@@ -1,0 +1,286 @@
+//! The daemon's HTTP endpoints (`shared/spec/metrics.md`, "Endpoints"), with axum.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /metrics` | OpenMetrics text of the [`Store`] ([`crate::report::metrics`]) |
+//! | `GET /status` | `{"probes": [PROBE, …]}` of the latest cycle ([`crate::report::status`]) |
+//! | `GET /-/healthy` | `200 OK` while the process serves |
+//! | `GET /-/ready` | `200` once the inputs were loaded ([`AppState::ready`]), `503` before; never depends on probe results |
+//! | `POST /-/reload` | asks for a reload of the inputs ([`AppState::reload`]), `200`; other methods `405` |
+//! | `GET /` | a short HTML page listing the endpoints |
+//!
+//! Anything else is `404`.
+
+use crate::report::{self, Store};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What the handlers share with the scheduler.
+#[derive(Debug)]
+pub struct AppState {
+    /// Latest results: read by `/metrics` and `/status`, written by the scheduler.
+    pub store: Arc<Store>,
+    /// Set by the scheduler once the inputs were loaded the first time: `/-/ready` answers 200.
+    pub ready: AtomicBool,
+    /// `POST /-/reload` calls `notify_one` on it; the scheduler waits on it (next to `SIGHUP`).
+    pub reload: tokio::sync::Notify,
+}
+
+impl AppState {
+    /// A not-yet-ready state over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        AppState {
+            store,
+            ready: AtomicBool::new(false),
+            reload: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+const INDEX: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>regprobe</title></head>
+<body>
+<h1>regprobe</h1>
+<p>Checks, from this node, whether image pull secrets work against their registries.</p>
+<ul>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics (OpenMetrics)</li>
+<li><a href="/status">/status</a>: latest probe results (JSON)</li>
+<li><a href="/-/healthy">/-/healthy</a>: liveness</li>
+<li><a href="/-/ready">/-/ready</a>: readiness (inputs loaded)</li>
+<li>POST /-/reload: reload secrets and host configuration now</li>
+</ul>
+</body>
+</html>
+"#;
+
+/// The routes of the module documentation, over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting and lets
+/// requests in flight finish (graceful shutdown).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = report::encode(&state.store);
+    ([(header::CONTENT_TYPE, report::CONTENT_TYPE)], body).into_response()
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(report::status_json(&state.store.latest()))
+}
+
+async fn healthy() -> &'static str {
+    "OK\n"
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "OK\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: inputs not loaded yet\n",
+        )
+    }
+}
+
+async fn reload(State(state): State<Arc<AppState>>) -> &'static str {
+    state.reload.notify_one();
+    "reload requested\n"
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{ProbeResult, Reason};
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use http_body_util::BodyExt;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    fn state() -> Arc<AppState> {
+        let store = Arc::new(Store::new("1.0.0-test"));
+        let mut r = ProbeResult::new("quay.io", Some("pull".to_owned()));
+        r.reason = Some(Reason::Unauthorized);
+        r.class = Some(Reason::Unauthorized.class());
+        r.timestamp = 1.0;
+        store.record(r);
+        Arc::new(AppState::new(store))
+    }
+
+    async fn call(
+        state: &Arc<AppState>,
+        method: Method,
+        uri: &str,
+    ) -> (StatusCode, Option<String>, String) {
+        let response = router(state.clone())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn metrics_route() {
+        let state = state();
+        let (status, ct, body) = call(&state, Method::GET, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct.as_deref(), Some(report::CONTENT_TYPE));
+        assert!(body.ends_with("# EOF\n"));
+        assert!(body.contains(r#"regprobe_failure_reason{registry="quay.io",secret="pull",reason="unauthorized",class="credential"} 1"#));
+        assert!(body.contains(r#"regprobe_build_info{version="1.0.0-test"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn status_route() {
+        let state = state();
+        let (status, ct, body) = call(&state, Method::GET, "/status").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct.as_deref(), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v, report::status_json(&state.store.latest()));
+        assert_eq!(v["probes"][0]["reason"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn healthy_route() {
+        let (status, ct, body) = call(&state(), Method::GET, "/-/healthy").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ct.unwrap().starts_with("text/plain"));
+        assert_eq!(body.trim(), "OK");
+    }
+
+    #[tokio::test]
+    async fn ready_flips_and_ignores_probe_results() {
+        let state = state();
+        let (status, ct, _) = call(&state, Method::GET, "/-/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ct.unwrap().starts_with("text/plain"));
+        state.ready.store(true, Ordering::Release);
+        // The only probe result is a failure: readiness does not care.
+        let (status, _, body) = call(&state, Method::GET, "/-/ready").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.trim(), "OK");
+        state.ready.store(false, Ordering::Release);
+        let (status, _, _) = call(&state, Method::GET, "/-/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn reload_notifies_and_only_on_post() {
+        let state = state();
+        let (status, _, _) = call(&state, Method::GET, "/-/reload").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        // A GET must not have requested a reload.
+        let waited = tokio::time::timeout(Duration::from_millis(50), state.reload.notified()).await;
+        assert!(waited.is_err(), "GET /-/reload notified");
+
+        let (status, ct, _) = call(&state, Method::POST, "/-/reload").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ct.unwrap().starts_with("text/plain"));
+        // notify_one stores a permit when nobody waits yet: the scheduler sees it later.
+        tokio::time::timeout(Duration::from_secs(1), state.reload.notified())
+            .await
+            .expect("POST /-/reload notifies");
+    }
+
+    #[tokio::test]
+    async fn index_lists_the_endpoints() {
+        let (status, ct, body) = call(&state(), Method::GET, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ct.unwrap().starts_with("text/html"));
+        for endpoint in ["/metrics", "/status", "/-/healthy", "/-/ready", "/-/reload"] {
+            assert!(body.contains(endpoint), "{endpoint}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_404() {
+        let state = state();
+        for uri in ["/nope", "/metrics/x", "/-/", "/status.json"] {
+            let (status, _, _) = call(&state, Method::GET, uri).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        }
+        let (status, _, _) = call(&state, Method::POST, "/metrics").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn serve_answers_and_shuts_down_gracefully() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state(), async {
+            let _ = stopped.await;
+        }));
+
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
