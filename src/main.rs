@@ -5,6 +5,7 @@ use regprobe::cli::{self, Cli, Command, ExitCode, LogFormat};
 use regprobe::report::Store;
 use regprobe::scheduler::{self, Schedule};
 use regprobe::server::{self, AppState};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -12,6 +13,7 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

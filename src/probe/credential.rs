@@ -145,7 +145,7 @@ async fn handshake(
         session,
         result,
         Phase::Challenge,
-        Request::new(Method::GET, base.clone(), tls.clone()),
+        host_request(host, base.clone(), tls.clone()),
         &[],
     )
     .await
@@ -161,7 +161,7 @@ async fn handshake(
                 session,
                 result,
                 Phase::Challenge,
-                Request::new(Method::GET, base.clone(), None),
+                host_request(host, base.clone(), None),
                 &[],
             )
             .await
@@ -234,7 +234,7 @@ async fn handshake(
                 return Err(Failure::CredentialMissing(AuthScheme::Basic));
             }
             result.auth_mode = Some("basic".into());
-            let mut req = Request::new(Method::GET, base.clone(), tls.clone());
+            let mut req = host_request(host, base.clone(), tls.clone());
             req.headers
                 .insert(AUTHORIZATION, token::basic_header(user, password));
             let resp = exchange(session, result, Phase::Verify, req, &secrets)
@@ -290,7 +290,8 @@ async fn handshake(
                 username: user,
                 secret: password,
             };
-            let mut tok = token::fetch(session, tls.clone(), &treq, result).await?;
+            let mut tok =
+                token::fetch(session, tls.clone(), host.dial_timeout, &treq, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(format!("token expires in {e}s"));
             }
@@ -302,7 +303,7 @@ async fn handshake(
                         "the token contains bytes not allowed in an HTTP header".into(),
                     ));
                 };
-                let mut req = Request::new(Method::GET, base.clone(), tls.clone());
+                let mut req = host_request(host, base.clone(), tls.clone());
                 req.headers.insert(AUTHORIZATION, bearer);
                 let resp = exchange(session, result, Phase::Verify, req, &secrets)
                     .await
@@ -324,7 +325,8 @@ async fn handshake(
                 }
                 let err = challenge_error(&resp);
                 if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
-                    tok = token::fetch(session, tls.clone(), &treq, result).await?;
+                    tok = token::fetch(session, tls.clone(), host.dial_timeout, &treq, result)
+                        .await?;
                     continue;
                 }
                 return Err(Failure::VerifyStatus {
@@ -336,6 +338,13 @@ async fn handshake(
             unreachable!("the verify loop returns on its second pass")
         }
     }
+}
+
+/// A `GET` to the registry host with that host's `dial_timeout`.
+fn host_request(host: &RegistryHost, url: Url, tls: Option<Arc<rustls::ClientConfig>>) -> Request {
+    let mut r = Request::new(Method::GET, url, tls);
+    r.dial_timeout = host.dial_timeout;
+    r
 }
 
 /// Sends one request, records the exchange and the phase time (network set-up goes to

@@ -180,15 +180,19 @@ pub fn parse_token_body(
 ///
 /// Errors are [`Failure`]s: `Transport { peer: Realm, .. }` for network trouble at the realm,
 /// `TokenStatus` for the final HTTP error, `TokenBody` for an unusable 2xx answer.
+/// `dial_timeout` is the registry host's (containerd's authorizer uses that host's client for
+/// the realm too, spec §6.3).
 pub async fn fetch(
     session: &mut Session,
     tls: Option<Arc<rustls::ClientConfig>>,
+    dial_timeout: Option<std::time::Duration>,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
     let secrets = [req.secret];
     let started = Instant::now();
-    let out = fetch_inner(session, tls, req, result, &secrets).await;
+    let ctx = Ctx { tls, dial_timeout };
+    let out = fetch_inner(session, &ctx, req, result, &secrets).await;
     let spent = http_time(session, started, result);
     result.add_phase(Phase::Token, spent);
     out
@@ -204,19 +208,33 @@ fn http_time(session: &mut Session, started: Instant, result: &mut ProbeResult) 
     (started.elapsed().as_secs_f64() - setup).max(0.0)
 }
 
+/// The host settings every token request carries.
+struct Ctx {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    dial_timeout: Option<std::time::Duration>,
+}
+
+impl Ctx {
+    fn request(&self, method: Method, url: Url) -> Request {
+        let mut r = Request::new(method, url, self.tls.clone());
+        r.body_cap = TOKEN_BODY_CAP;
+        r.dial_timeout = self.dial_timeout;
+        r
+    }
+}
+
 async fn fetch_inner(
     session: &mut Session,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    ctx: &Ctx,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
     secrets: &[&str],
 ) -> Result<Token, Failure> {
     if req.secret.is_empty() {
-        return get(session, tls, req, result, secrets).await;
+        return get(session, ctx, req, result, secrets).await;
     }
-    let mut post = Request::new(Method::POST, req.realm.clone(), tls.clone());
+    let mut post = ctx.request(Method::POST, req.realm.clone());
     post.body = Bytes::from(post_form(req));
-    post.body_cap = TOKEN_BODY_CAP;
     post.headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
@@ -235,7 +253,7 @@ async fn fetch_inner(
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         if post_falls_back(status, req.username) {
-            return get(session, tls, req, result, secrets).await;
+            return get(session, ctx, req, result, secrets).await;
         }
         return Err(Failure::TokenStatus {
             status,
@@ -254,14 +272,13 @@ async fn fetch_inner(
 
 async fn get(
     session: &mut Session,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    ctx: &Ctx,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
     secrets: &[&str],
 ) -> Result<Token, Failure> {
     let url = get_url(req);
-    let mut get = Request::new(Method::GET, url.clone(), tls);
-    get.body_cap = TOKEN_BODY_CAP;
+    let mut get = ctx.request(Method::GET, url.clone());
     let with_credential = !req.secret.is_empty();
     if with_credential {
         get.headers

@@ -423,6 +423,10 @@ pub struct Request {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Cap on the body bytes read.
     pub body_cap: usize,
+    /// Dial timeout for this request's host (hosts.toml `dial_timeout`), replacing
+    /// [`Timeouts::dial`]; `Some(ZERO)` means no dial limit (Go's `net.Dialer` rule), so only
+    /// the probe's deadline bounds it.
+    pub dial_timeout: Option<Duration>,
 }
 
 impl Request {
@@ -435,6 +439,7 @@ impl Request {
             body: Bytes::new(),
             tls,
             body_cap: ERROR_BODY_CAP,
+            dial_timeout: None,
         }
     }
 }
@@ -588,7 +593,10 @@ impl Session {
         };
         let (mut sender, via_proxy) = match pooled {
             Some(s) => (s, false),
-            None => self.connect(&key, &authority, req.tls.clone()).await?,
+            None => {
+                self.connect(&key, &authority, req.tls.clone(), req.dial_timeout)
+                    .await?
+            }
         };
 
         let path_and_query = match req.url.query() {
@@ -716,7 +724,13 @@ impl Session {
         key: &ConnKey,
         authority: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
+        dial_timeout: Option<Duration>,
     ) -> Result<(Sender, bool), TransportError> {
+        let dial_limit = match dial_timeout {
+            Some(d) if d.is_zero() => Duration::MAX,
+            Some(d) => d,
+            None => self.transport.timeouts.dial,
+        };
         let url = Url::parse(&format!(
             "{}://{}/",
             if key.scheme == UrlScheme::Https {
@@ -730,7 +744,7 @@ impl Session {
         let intercept = self.proxy_for(&url);
 
         let (tcp, via_proxy) = match &intercept {
-            None => (self.dial(&key.host, key.port).await?, false),
+            None => (self.dial(&key.host, key.port, dial_limit).await?, false),
             Some(i) => {
                 let puri = i.uri().clone();
                 let phost = puri
@@ -749,7 +763,7 @@ impl Session {
                         detail: "HTTPS proxies are not supported; use an http:// proxy URL".into(),
                     });
                 }
-                let mut tcp = match self.dial(&phost, pport).await {
+                let mut tcp = match self.dial(&phost, pport, dial_limit).await {
                     Ok(t) => t,
                     Err(e) => {
                         return Err(TransportError::Proxy {
@@ -761,7 +775,7 @@ impl Session {
                 if key.scheme == UrlScheme::Https {
                     let started = Instant::now();
                     let auth = i.basic_auth().cloned();
-                    let wait = self.budget(self.transport.timeouts.dial, Phase::Connect)?;
+                    let wait = self.budget(dial_limit, Phase::Connect)?;
                     let res = tokio::time::timeout(
                         wait,
                         proxy_connect(&mut tcp, &key.host, key.port, auth),
@@ -824,10 +838,15 @@ impl Session {
     }
 
     /// Resolves and connects, recording `resolve` and `connect`.
-    async fn dial(&mut self, host: &str, port: u16) -> Result<TcpStream, TransportError> {
-        let addrs = self.resolve(host, port).await?;
+    async fn dial(
+        &mut self,
+        host: &str,
+        port: u16,
+        limit: Duration,
+    ) -> Result<TcpStream, TransportError> {
+        let addrs = self.resolve(host, port, limit).await?;
         let started = Instant::now();
-        let total = self.budget(self.transport.timeouts.dial, Phase::Connect)?;
+        let total = self.budget(limit, Phase::Connect)?;
         let mut last = ConnectFailure::Other("no address".into());
         let mut last_addr = String::new();
         for (i, ip) in addrs.iter().enumerate() {
@@ -853,7 +872,12 @@ impl Session {
         })
     }
 
-    async fn resolve(&mut self, host: &str, port: u16) -> Result<Vec<IpAddr>, TransportError> {
+    async fn resolve(
+        &mut self,
+        host: &str,
+        port: u16,
+        limit: Duration,
+    ) -> Result<Vec<IpAddr>, TransportError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.phases.push((Phase::Resolve, 0.0));
@@ -869,7 +893,8 @@ impl Session {
             return Ok(vec![o.addr]);
         }
         let started = Instant::now();
-        let wait = self.budget(self.transport.timeouts.dial, Phase::Resolve)?;
+        // Go resolves inside the dialer, so the dial timeout bounds the lookup too.
+        let wait = self.budget(limit, Phase::Resolve)?;
         // A trailing dot makes the name absolute so no search domain is tried when the name
         // has enough dots; hickory applies ndots/search like Go for relative names.
         let res = tokio::time::timeout(wait, self.transport.resolver.lookup_ip(host)).await;

@@ -34,6 +34,8 @@ pub mod http;
 pub mod image;
 pub mod openmetrics;
 pub mod process;
+pub mod prometheus;
+pub mod proxy;
 pub mod registry;
 pub mod rt;
 pub mod secrets;
