@@ -234,15 +234,8 @@ async fn handshake(
                 return Err(Failure::CredentialMissing(AuthScheme::Basic));
             }
             result.auth_mode = Some("basic".into());
-            let mut req = host_request(host, base.clone(), tls.clone());
-            req.headers
-                .insert(AUTHORIZATION, token::basic_header(user, password));
-            let resp = exchange(session, result, Phase::Verify, req, &secrets)
-                .await
-                .map_err(|error| Failure::Transport {
-                    peer: Peer::Registry,
-                    error,
-                })?;
+            let auth = token::basic_header(user, password);
+            let resp = verify(session, result, host, &base, tls.clone(), auth, &secrets).await?;
             if resp.status.is_success() {
                 return Ok(format!(
                     "{} accepted the Basic credential of user `{}`",
@@ -303,14 +296,8 @@ async fn handshake(
                         "the token contains bytes not allowed in an HTTP header".into(),
                     ));
                 };
-                let mut req = host_request(host, base.clone(), tls.clone());
-                req.headers.insert(AUTHORIZATION, bearer);
-                let resp = exchange(session, result, Phase::Verify, req, &secrets)
-                    .await
-                    .map_err(|error| Failure::Transport {
-                        peer: Peer::Registry,
-                        error,
-                    })?;
+                let resp =
+                    verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
                 if resp.status.is_success() {
                     return Ok(format!(
                         "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
@@ -338,6 +325,26 @@ async fn handshake(
             unreachable!("the verify loop returns on its second pass")
         }
     }
+}
+
+/// The authenticated `GET /v2/` (phase `verify`); a transport error is a registry failure.
+async fn verify(
+    session: &mut Session,
+    result: &mut ProbeResult,
+    host: &RegistryHost,
+    base: &Url,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    authorization: http::HeaderValue,
+    secrets: &[&str],
+) -> Result<Response, Failure> {
+    let mut req = host_request(host, base.clone(), tls);
+    req.headers.insert(AUTHORIZATION, authorization);
+    exchange(session, result, Phase::Verify, req, secrets)
+        .await
+        .map_err(|error| Failure::Transport {
+            peer: Peer::Registry,
+            error,
+        })
 }
 
 /// A `GET` to the registry host with that host's `dial_timeout`.

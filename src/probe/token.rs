@@ -26,7 +26,7 @@ use url::Url;
 use super::classify::{Failure, Peer};
 use super::evidence;
 use super::outcome::{Phase, ProbeResult};
-use super::transport::{Request, Session, TOKEN_BODY_CAP};
+use super::transport::{Request, Response, Session, TOKEN_BODY_CAP};
 
 /// The OAuth2 `client_id` containerd sends (`remotes/docker/authorizer.go`, CRI default).
 pub const CLIENT_ID: &str = "containerd-client";
@@ -239,17 +239,7 @@ async fn fetch_inner(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
     );
-    let resp = match session.send(post).await {
-        Ok(r) => r,
-        Err(error) => {
-            evidence::record_failed(result, Phase::Token, "POST", &req.realm);
-            return Err(Failure::Transport {
-                peer: Peer::Realm,
-                error,
-            });
-        }
-    };
-    evidence::record(result, Phase::Token, "POST", &resp, secrets);
+    let resp = send(session, post, result, secrets).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         if post_falls_back(status, req.username) {
@@ -260,14 +250,7 @@ async fn fetch_inner(
             with_credential: true,
         });
     }
-    match parse_token_body(&resp.body, TokenMethod::Post, resp.truncated) {
-        Ok((value, expires_in)) => Ok(Token {
-            value: SecretString::from(value),
-            expires_in,
-            method: TokenMethod::Post,
-        }),
-        Err(e) => Err(Failure::TokenBody(e.to_string())),
-    }
+    token_from(&resp, TokenMethod::Post)
 }
 
 async fn get(
@@ -277,24 +260,13 @@ async fn get(
     result: &mut ProbeResult,
     secrets: &[&str],
 ) -> Result<Token, Failure> {
-    let url = get_url(req);
-    let mut get = ctx.request(Method::GET, url.clone());
+    let mut get = ctx.request(Method::GET, get_url(req));
     let with_credential = !req.secret.is_empty();
     if with_credential {
         get.headers
             .insert(AUTHORIZATION, basic_header(req.username, req.secret));
     }
-    let resp = match session.send(get).await {
-        Ok(r) => r,
-        Err(error) => {
-            evidence::record_failed(result, Phase::Token, "GET", &url);
-            return Err(Failure::Transport {
-                peer: Peer::Realm,
-                error,
-            });
-        }
-    };
-    evidence::record(result, Phase::Token, "GET", &resp, secrets);
+    let resp = send(session, get, result, secrets).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         return Err(Failure::TokenStatus {
@@ -302,11 +274,39 @@ async fn get(
             with_credential,
         });
     }
-    match parse_token_body(&resp.body, TokenMethod::Get, resp.truncated) {
+    token_from(&resp, TokenMethod::Get)
+}
+
+/// Sends one token request and records it; a transport error is a network failure at the realm.
+async fn send(
+    session: &mut Session,
+    request: Request,
+    result: &mut ProbeResult,
+    secrets: &[&str],
+) -> Result<Response, Failure> {
+    let (method, url) = (request.method.to_string(), request.url.clone());
+    match session.send(request).await {
+        Ok(resp) => {
+            evidence::record(result, Phase::Token, &method, &resp, secrets);
+            Ok(resp)
+        }
+        Err(error) => {
+            evidence::record_failed(result, Phase::Token, &method, &url);
+            Err(Failure::Transport {
+                peer: Peer::Realm,
+                error,
+            })
+        }
+    }
+}
+
+/// The token of a 2xx answer, or why it is unusable.
+fn token_from(resp: &Response, method: TokenMethod) -> Result<Token, Failure> {
+    match parse_token_body(&resp.body, method, resp.truncated) {
         Ok((value, expires_in)) => Ok(Token {
             value: SecretString::from(value),
             expires_in,
-            method: TokenMethod::Get,
+            method,
         }),
         Err(e) => Err(Failure::TokenBody(e.to_string())),
     }

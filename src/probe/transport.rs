@@ -1308,19 +1308,25 @@ mod tests {
         assert_eq!(connect_failure(&e), ConnectFailure::Unreachable);
     }
 
-    #[tokio::test]
-    async fn refused_port_gives_a_typed_connect_error_with_timings() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        let t = Arc::new(
+    /// A transport for loopback tests: no proxy, and a DNS server that is never asked
+    /// (IP literals need no lookup).
+    fn loopback_transport() -> Arc<Transport> {
+        Arc::new(
             Transport::new(TransportOptions {
                 no_proxy: true,
                 dns_server: Some("127.0.0.1:9".parse().unwrap()),
                 ..Default::default()
             })
             .unwrap(),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn refused_port_gives_a_typed_connect_error_with_timings() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let t = loopback_transport();
         let mut s = t.session(Instant::now() + Duration::from_secs(5));
         let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/")).unwrap();
         let err = s
@@ -1349,14 +1355,7 @@ mod tests {
             let (_s, _) = l.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(10)).await;
         });
-        let t = Arc::new(
-            Transport::new(TransportOptions {
-                no_proxy: true,
-                dns_server: Some("127.0.0.1:9".parse().unwrap()),
-                ..Default::default()
-            })
-            .unwrap(),
-        );
+        let t = loopback_transport();
         let mut s = t.session(Instant::now() + Duration::from_millis(300));
         let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/")).unwrap();
         let err = s
