@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::{plan, Plan};
+use crate::plan::{plan, plan_images, ImagePlan, Plan};
 use crate::probe::credential::{probe_credential, ProbeEnv};
+use crate::probe::pull::{image_pullable, probe_image};
 use crate::probe::tls::NodeRoots;
 use crate::probe::transport::{ResolveOverride, Timeouts, Transport, TransportOptions};
 use crate::probe::ProbeResult;
-use crate::report::text::{render, Style};
+use crate::report::text::{render, render_image, Style};
 use crate::secrets::{load_all, Secret, SecretSources};
 
 /// Default mount point of the pull secrets in the DaemonSet.
@@ -123,6 +124,14 @@ pub struct InputArgs {
     /// Ignore HTTPS_PROXY / HTTP_PROXY from the environment.
     #[arg(long)]
     pub no_proxy: bool,
+    /// Canary image, as written in a pod spec: checked as kubelet and containerd would pull it
+    /// (keyring lookup, then manifest HEAD on each host) (repeatable). With `check`, only the
+    /// images are probed.
+    #[arg(long = "image", value_name = "REF")]
+    pub images: Vec<String>,
+    /// Try every matching credential of an image, not only up to the first that works.
+    #[arg(long)]
+    pub audit_all: bool,
 }
 
 /// `regprobe serve`.
@@ -194,6 +203,9 @@ pub enum ConfigError {
     /// The transport could not be built.
     #[error(transparent)]
     Transport(#[from] crate::probe::transport::TransportInitError),
+    /// A `--image` is not a valid reference.
+    #[error(transparent)]
+    Image(#[from] crate::plan::ImagePlanError),
 }
 
 impl InputArgs {
@@ -250,12 +262,13 @@ impl InputArgs {
         })
     }
 
-    /// Loads secrets and plans the probes.
-    pub fn load(&self, only: &[String]) -> Result<(Vec<Secret>, Plan), ConfigError> {
-        let secrets = load_all(&self.sources())?;
+    /// Loads secrets and plans the probes: credential probes, and image probes for `--image`.
+    pub fn load(&self, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
+        let secrets: Vec<Secret> = load_all(&self.sources())?;
         let dirs = self.hosts_dirs()?;
         let p = plan(&secrets, &dirs, only)?;
-        Ok((secrets, p))
+        let images = plan_images(&self.images, &secrets, &dirs)?;
+        Ok((p, images))
     }
 }
 
@@ -283,15 +296,45 @@ pub async fn run_plan(env: &ProbeEnv, plan: &Plan, concurrency: usize) -> Vec<Pr
     results
 }
 
+/// Runs kubelet's pull loop for every image plan, at most `concurrency` images at once.
+/// Returns the results of each image, in plan order.
+pub async fn run_images(
+    env: &ProbeEnv,
+    images: &[ImagePlan],
+    audit_all: bool,
+    concurrency: usize,
+) -> Vec<Vec<ProbeResult>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut handles = Vec::new();
+    for p in images {
+        let (env, p, sem) = (env.clone(), p.clone(), Arc::clone(&sem));
+        handles.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            probe_image(&env, &p.attempts, &p.key_verdicts, audit_all).await
+        }));
+    }
+    let mut out = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(error = %e, "an image probe task failed"),
+        }
+    }
+    out
+}
+
 /// `regprobe check`: one cycle, printed; returns the exit status.
 pub async fn check(args: CheckArgs) -> ExitCode {
-    let (_, plan) = match args.inputs.load(&args.registries) {
+    let (plan, images) = match args.inputs.load(&args.registries) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("regprobe: {e}");
             return ExitCode::Config;
         }
     };
+    if !images.is_empty() {
+        return check_images(&args, &plan, &images).await;
+    }
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
             "regprobe: nothing to check: no credential found{} (give --secret FILE or --secrets-dir DIR)",
@@ -340,6 +383,59 @@ pub async fn check(args: CheckArgs) -> ExitCode {
         }
     }
     if results.iter().all(|r| r.success) {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    }
+}
+
+/// `check --image`: kubelet's pull loop per image; exit 0 when every image would pull.
+async fn check_images(args: &CheckArgs, plan: &Plan, images: &[ImagePlan]) -> ExitCode {
+    let env = match args.inputs.probe_env() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("regprobe: {e}");
+            return ExitCode::Config;
+        }
+    };
+    let per_image = run_images(
+        &env,
+        images,
+        args.inputs.audit_all,
+        args.inputs.concurrency as usize,
+    )
+    .await;
+    // A secret that does not parse makes kubelet fail every pull of the pod (spec §3.2).
+    let mut results: Vec<ProbeResult> = plan.invalid.clone();
+    let mut all_ok = plan.invalid.is_empty();
+    for rs in &per_image {
+        all_ok &= image_pullable(rs);
+        results.extend(rs.iter().cloned());
+    }
+    for r in &results {
+        log_result(r);
+    }
+    match args.output {
+        Output::Json => {
+            let v = crate::report::status_json(&results);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into())
+            );
+        }
+        Output::Text => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let style = Style {
+                color,
+                verbose: args.verbose,
+            };
+            print!("{}", render(&plan.invalid, &[], &plan.warnings, style));
+            for (p, rs) in images.iter().zip(&per_image) {
+                print!("{}", render_image(&p.image, rs, style));
+            }
+        }
+    }
+    if all_ok {
         ExitCode::Ok
     } else {
         ExitCode::Failed

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod hosts;
 pub mod plan;
 pub mod probe;
+pub mod reference;
 pub mod report;
 pub mod scheduler;
 pub mod secrets;

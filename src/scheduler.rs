@@ -22,7 +22,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use crate::cli::{log_result, InputArgs};
+use crate::plan::ImagePlan;
 use crate::probe::credential::{probe_credential, CredentialTarget, ProbeEnv};
+use crate::probe::pull::probe_image;
 use crate::probe::ProbeResult;
 use crate::report::{ProbeKey, Store};
 use crate::server::AppState;
@@ -38,11 +40,48 @@ pub struct Schedule {
     pub concurrency: usize,
 }
 
+/// What a slot probes.
+#[derive(Clone)]
+enum Job {
+    /// A credential against its registry.
+    Credential(CredentialTarget),
+    /// kubelet's pull loop for a canary image.
+    Image(ImagePlan),
+}
+
+/// A slot's identity: a credential probe's `(registry, secret)`, or an image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SlotKey {
+    Credential(ProbeKey),
+    Image(String),
+}
+
 struct Slot {
-    target: CredentialTarget,
+    job: Job,
     fingerprint: u64,
     next_due: Instant,
     in_flight: bool,
+}
+
+impl Job {
+    async fn run(&self, env: &ProbeEnv, audit_all: bool) -> Vec<ProbeResult> {
+        match self {
+            Job::Credential(t) => vec![probe_credential(env, t).await],
+            Job::Image(p) => probe_image(env, &p.attempts, &p.key_verdicts, audit_all).await,
+        }
+    }
+
+    /// The store keys this job may produce.
+    fn keys(&self) -> Vec<ProbeKey> {
+        match self {
+            Job::Credential(t) => vec![ProbeKey::credential(t.registry.clone(), t.secret.clone())],
+            Job::Image(p) => p
+                .attempts
+                .iter()
+                .map(|a| ProbeKey::image(p.image.clone(), a.secret.as_deref()))
+                .collect(),
+        }
+    }
 }
 
 /// `next = now + interval × U(0.9, 1.1)`.
@@ -57,17 +96,42 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn fingerprint(hasher: &RandomState, t: &CredentialTarget) -> u64 {
-    // A keyed, per-process hash: it tells "the credential changed" without keeping a copy,
-    // and means nothing outside this process.
+fn hash_target(h: &mut impl Hasher, host: &crate::hosts::RegistryHost, user: &str, password: &str) {
+    host.host.hash(h);
+    host.path.hash(h);
+    host.scheme.as_str().hash(h);
+    host.skip_verify.hash(h);
+    host.ca_files.hash(h);
+    user.hash(h);
+    password.hash(h);
+}
+
+/// A keyed, per-process hash of what a job would send: it tells "the credential or the hosts
+/// changed" without keeping a copy, and means nothing outside this process.
+fn fingerprint(hasher: &RandomState, job: &Job) -> u64 {
     let mut h = hasher.build_hasher();
-    t.host.host.hash(&mut h);
-    t.host.path.hash(&mut h);
-    format!("{:?}", t.host.scheme).hash(&mut h);
-    t.host.skip_verify.hash(&mut h);
-    t.host.ca_files.hash(&mut h);
-    t.credential.username.hash(&mut h);
-    t.credential.password.expose_secret().hash(&mut h);
+    match job {
+        Job::Credential(t) => hash_target(
+            &mut h,
+            &t.host,
+            &t.credential.username,
+            t.credential.password.expose_secret(),
+        ),
+        Job::Image(p) => {
+            for a in &p.attempts {
+                a.secret.hash(&mut h);
+                a.key.hash(&mut h);
+                for host in &a.hosts {
+                    let (u, pw) = a
+                        .credential
+                        .as_ref()
+                        .map(|c| (c.username.as_str(), c.password.expose_secret()))
+                        .unwrap_or(("", ""));
+                    hash_target(&mut h, host, u, pw);
+                }
+            }
+        }
+    }
     h.finish()
 }
 
@@ -81,9 +145,10 @@ pub async fn run(
 ) {
     let store = Arc::clone(&state.store);
     let hasher = RandomState::new();
-    let mut slots: HashMap<ProbeKey, Slot> = HashMap::new();
+    let mut slots: HashMap<SlotKey, Slot> = HashMap::new();
     let sem = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
-    let (tx, mut rx) = mpsc::channel::<(ProbeKey, ProbeResult)>(64);
+    let (tx, mut rx) = mpsc::channel::<(SlotKey, Vec<ProbeResult>)>(64);
+    let audit_all = inputs.audit_all;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut reload_tick = tokio::time::interval_at(
         Instant::now() + schedule.reload_interval,
@@ -101,9 +166,9 @@ pub async fn run(
                 continue;
             }
             slot.in_flight = true;
-            let (env, target, tx, sem, key) = (
+            let (env, job, tx, sem, key) = (
                 env.clone(),
-                slot.target.clone(),
+                slot.job.clone(),
                 tx.clone(),
                 Arc::clone(&sem),
                 key.clone(),
@@ -112,8 +177,8 @@ pub async fn run(
                 let Ok(_permit) = sem.acquire_owned().await else {
                     return;
                 };
-                let r = probe_credential(&env, &target).await;
-                let _ = tx.send((key, r)).await;
+                let results = job.run(&env, audit_all).await;
+                let _ = tx.send((key, results)).await;
             });
         }
         let next_due = slots
@@ -133,16 +198,18 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep_until(next_due) => {}
-            Some((key, result)) = rx.recv() => {
-                let previous = store.latest_for(&key);
-                log_transition(previous.as_ref(), &result);
-                log_result(&result);
+            Some((key, results)) = rx.recv() => {
                 if let Some(slot) = slots.get_mut(&key) {
                     slot.in_flight = false;
                     slot.next_due = Instant::now() + jittered(schedule.interval);
-                    store.record(result);
+                    for result in results {
+                        let previous = store.latest_for(&ProbeKey::of(&result));
+                        log_transition(previous.as_ref(), &result);
+                        log_result(&result);
+                        store.record(result);
+                    }
                 }
-                // A result for a key removed by a reload meanwhile is dropped.
+                // Results for a slot removed by a reload meanwhile are dropped.
             }
             _ = state.reload.notified() => {
                 tracing::info!("reload requested over HTTP");
@@ -168,9 +235,9 @@ fn reload(
     inputs: &InputArgs,
     store: &Store,
     hasher: &RandomState,
-    slots: &mut HashMap<ProbeKey, Slot>,
+    slots: &mut HashMap<SlotKey, Slot>,
 ) {
-    let (_, plan) = match inputs.load(&[]) {
+    let (plan, images) = match inputs.load(&[]) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "reloading inputs failed; keeping the last good state");
@@ -181,37 +248,49 @@ fn reload(
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "host configuration");
     }
+    let jobs = plan
+        .targets
+        .into_iter()
+        .map(|t| {
+            (
+                SlotKey::Credential(ProbeKey::credential(t.registry.clone(), t.secret.clone())),
+                Job::Credential(t),
+            )
+        })
+        .chain(
+            images
+                .into_iter()
+                .map(|p| (SlotKey::Image(p.image.clone()), Job::Image(p))),
+        );
     let mut keep: Vec<ProbeKey> = Vec::new();
-    let mut fresh: HashMap<ProbeKey, Slot> = HashMap::new();
-    for t in plan.targets {
-        let key = ProbeKey::credential(t.registry.clone(), t.secret.clone());
-        let fp = fingerprint(hasher, &t);
-        keep.push(key.clone());
+    let mut fresh: HashMap<SlotKey, Slot> = HashMap::new();
+    for (key, job) in jobs {
+        let fp = fingerprint(hasher, &job);
+        keep.extend(job.keys());
         let slot = match slots.remove(&key) {
             Some(old) if old.fingerprint == fp => old,
-            Some(old) => {
-                tracing::info!(registry = %t.registry, secret = %t.secret, "credential changed; probing now");
+            old => {
+                tracing::info!(
+                    ?key,
+                    "{}; probing now",
+                    if old.is_some() {
+                        "inputs changed"
+                    } else {
+                        "new probe"
+                    }
+                );
                 Slot {
-                    target: t,
+                    job,
                     fingerprint: fp,
                     next_due: Instant::now(),
-                    in_flight: old.in_flight,
-                }
-            }
-            None => {
-                tracing::info!(registry = %t.registry, secret = %t.secret, "new credential; probing now");
-                Slot {
-                    target: t,
-                    fingerprint: fp,
-                    next_due: Instant::now(),
-                    in_flight: false,
+                    in_flight: old.is_some_and(|o| o.in_flight),
                 }
             }
         };
         fresh.insert(key, slot);
     }
     for key in slots.keys() {
-        tracing::info!(?key, "credential removed; dropping its series");
+        tracing::info!(?key, "probe removed; dropping its series");
     }
     *slots = fresh;
     for r in &plan.invalid {

@@ -73,6 +73,19 @@ pub enum Failure {
     },
     /// The registry answered a status that is a registry fault (5xx, unexpected 4xx).
     RegistryStatus(u16),
+    /// The manifest request's final answer (image probes), after containerd's retries.
+    ManifestStatus {
+        /// Status of the last answer.
+        status: u16,
+        /// How the last request was authenticated, if at all.
+        auth: Option<AuthScheme>,
+        /// The `error` parameter of the last challenge.
+        challenge_error: Option<String>,
+        /// Whether the token service issued a token for the credential (it accepted it).
+        token_issued: bool,
+    },
+    /// A schema1 manifest or one over 4 MiB, which containerd 2.x rejects.
+    ManifestUnsupported(String),
     /// The credential was rejected and its own expiry (JWT `exp`, ECR `expiration`) is past.
     CredentialExpired {
         /// Unix seconds of the expiry.
@@ -142,6 +155,29 @@ pub fn reason(f: &Failure) -> Reason {
             404 => Reason::NotFound,
             _ => Reason::RegistryError,
         },
+        Failure::ManifestStatus {
+            status,
+            auth,
+            challenge_error,
+            ..
+        } => match (status, auth, challenge_error.as_deref()) {
+            // §10.1 #31/#32: `<ref>: not found`.
+            (404, _, _) => Reason::NotFound,
+            // §10.1 #27: the registry refuses a token its realm issued.
+            (401, Some(AuthScheme::Bearer), Some("invalid_token")) => Reason::TokenRejected,
+            // §10.1 #28/#29: insufficient_scope, or 401 without `error=` until the budget is
+            // spent (Quay's "no access"): the pull is denied.
+            (401, Some(AuthScheme::Bearer), _) => Reason::PullDenied,
+            // §10.1 #20: Basic answered 401 until the budget is spent.
+            (401, Some(AuthScheme::Basic), _) => Reason::Unauthorized,
+            // §10.1 #18: 401 without a usable challenge.
+            (401, None, _) => Reason::ChallengeUnsupported,
+            // §10.1 #30: 403 DENIED.
+            (403, _, _) => Reason::PullDenied,
+            (429, _, _) => Reason::RateLimited,
+            _ => Reason::RegistryError,
+        },
+        Failure::ManifestUnsupported(_) => Reason::ManifestUnsupported,
         Failure::CredentialExpired { .. } => Reason::CredentialExpired,
     }
 }
@@ -360,6 +396,35 @@ mod tests {
         );
         assert_eq!(v(AuthScheme::Bearer, 403, None), Reason::PullDenied);
         assert_eq!(v(AuthScheme::Bearer, 503, None), Reason::RegistryError);
+    }
+
+    #[test]
+    fn manifest_statuses() {
+        let m = |status, auth, e: Option<&str>| {
+            reason(&Failure::ManifestStatus {
+                status,
+                auth,
+                challenge_error: e.map(str::to_owned),
+                token_issued: true,
+            })
+        };
+        let bearer = Some(AuthScheme::Bearer);
+        assert_eq!(m(404, bearer, None), Reason::NotFound);
+        assert_eq!(
+            m(401, bearer, Some("insufficient_scope")),
+            Reason::PullDenied
+        );
+        assert_eq!(m(401, bearer, None), Reason::PullDenied);
+        assert_eq!(m(401, bearer, Some("invalid_token")), Reason::TokenRejected);
+        assert_eq!(m(401, Some(AuthScheme::Basic), None), Reason::Unauthorized);
+        assert_eq!(m(401, None, None), Reason::ChallengeUnsupported);
+        assert_eq!(m(403, Some(AuthScheme::Basic), None), Reason::PullDenied);
+        assert_eq!(m(429, None, None), Reason::RateLimited);
+        assert_eq!(m(502, None, None), Reason::RegistryError);
+        assert_eq!(
+            reason(&Failure::ManifestUnsupported("schema1".into())),
+            Reason::ManifestUnsupported
+        );
     }
 
     #[test]

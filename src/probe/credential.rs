@@ -17,20 +17,23 @@
 //! The host's TLS settings (hosts.toml `ca`, `skip_verify`) apply to the realm too, as in
 //! containerd where each host's authorizer uses that host's HTTP client (spec §6.3).
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::Method;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 use url::Url;
 
-use super::challenge::{parse_challenges, Scheme};
+use super::challenge::Scheme;
 use super::classify::{self, AuthScheme, Failure, Peer};
-use super::evidence;
+use super::exchange::{
+    authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, tls_for,
+    token_request, unix_now, v2_url, with_authorization,
+};
 use super::outcome::{Phase, ProbeResult};
-use super::tls::{client_config, NodeRoots};
-use super::token::{self, TokenRequest};
-use super::transport::{Request, Response, Session, TlsFailure, Transport, TransportError};
+use super::tls::NodeRoots;
+use super::token;
+use super::transport::{Response, Session, Transport, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
 use crate::secrets::Credential;
 
@@ -119,24 +122,7 @@ async fn handshake(
     result: &mut ProbeResult,
 ) -> Result<String, Failure> {
     let host = &target.host;
-    let tls = match host.scheme {
-        HostScheme::Https => match client_config(host, &env.roots) {
-            Ok((cfg, source)) => {
-                result.notes.push(format!("TLS trust: {source}"));
-                Some(cfg)
-            }
-            Err(e) => {
-                return Err(Failure::Transport {
-                    peer: Peer::Registry,
-                    error: TransportError::Tls {
-                        host: host.host.clone(),
-                        kind: TlsFailure::Untrusted(format!("cannot load TLS settings: {e}")),
-                    },
-                })
-            }
-        },
-        HostScheme::Http => None,
-    };
+    let tls = tls_for(host, &env.roots, result)?;
     let mut base = v2_url(host, host.scheme)?;
     result.endpoint = Some(base.to_string());
 
@@ -145,7 +131,7 @@ async fn handshake(
         session,
         result,
         Phase::Challenge,
-        host_request(host, base.clone(), tls.clone()),
+        host_request(host, Method::GET, base.clone(), tls.clone()),
         &[],
     )
     .await
@@ -161,7 +147,7 @@ async fn handshake(
                 session,
                 result,
                 Phase::Challenge,
-                host_request(host, base.clone(), None),
+                host_request(host, Method::GET, base.clone(), None),
                 &[],
             )
             .await
@@ -215,7 +201,7 @@ async fn handshake(
     if status != 401 {
         return Err(Failure::ChallengeStatus(status));
     }
-    let challenges = parse_challenges(first.header_values("www-authenticate"));
+    let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
     let secrets = [password];
@@ -252,37 +238,8 @@ async fn handshake(
             if user.is_empty() || password.is_empty() {
                 return Err(Failure::CredentialMissing(AuthScheme::Bearer));
             }
-            let realm = challenge.param("realm").unwrap_or_default();
-            if realm.is_empty() {
-                return Err(Failure::BadRealm("the challenge names no realm".into()));
-            }
-            let realm_url = match Url::parse(realm) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-                _ => {
-                    return Err(Failure::BadRealm(format!(
-                        "realm {:?} is not an http(s) URL",
-                        evidence::excerpt(realm.as_bytes())
-                    )))
-                }
-            };
-            if realm_url.scheme() == "http" && base.scheme() == "https" {
-                result.notes.push(format!(
-                    "the token realm {} is plain HTTP while the registry is HTTPS: the password travels unencrypted",
-                    realm_url
-                ));
-            }
+            let treq = token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some("bearer".into());
-            let scopes: Vec<String> = challenge
-                .param("scope")
-                .map(|s| s.split(' ').map(str::to_owned).collect())
-                .unwrap_or_default();
-            let treq = TokenRequest {
-                realm: realm_url,
-                service: challenge.param("service").unwrap_or_default().to_string(),
-                scopes,
-                username: user,
-                secret: password,
-            };
             let mut tok =
                 token::fetch(session, tls.clone(), host.dial_timeout, &treq, result).await?;
             if let Some(e) = tok.expires_in {
@@ -337,88 +294,16 @@ async fn verify(
     authorization: http::HeaderValue,
     secrets: &[&str],
 ) -> Result<Response, Failure> {
-    let mut req = host_request(host, base.clone(), tls);
-    req.headers.insert(AUTHORIZATION, authorization);
+    let req = with_authorization(
+        host_request(host, Method::GET, base.clone(), tls),
+        Some(authorization),
+    );
     exchange(session, result, Phase::Verify, req, secrets)
         .await
         .map_err(|error| Failure::Transport {
             peer: Peer::Registry,
             error,
         })
-}
-
-/// A `GET` to the registry host with that host's `dial_timeout`.
-fn host_request(host: &RegistryHost, url: Url, tls: Option<Arc<rustls::ClientConfig>>) -> Request {
-    let mut r = Request::new(Method::GET, url, tls);
-    r.dial_timeout = host.dial_timeout;
-    r
-}
-
-/// Sends one request, records the exchange and the phase time (network set-up goes to
-/// resolve/connect/tls, the rest to `phase`).
-async fn exchange(
-    session: &mut Session,
-    result: &mut ProbeResult,
-    phase: Phase,
-    req: Request,
-    secrets: &[&str],
-) -> Result<Response, TransportError> {
-    let method = req.method.to_string();
-    let url = req.url.clone();
-    let started = Instant::now();
-    let out = session.send(req).await;
-    let mut setup = 0.0;
-    for (p, s) in session.take_phases() {
-        setup += s;
-        result.add_phase(p, s);
-    }
-    result.add_phase(phase, (started.elapsed().as_secs_f64() - setup).max(0.0));
-    match &out {
-        Ok(resp) => evidence::record(result, phase, &method, resp, secrets),
-        Err(_) => evidence::record_failed(result, phase, &method, &url),
-    }
-    out
-}
-
-/// containerd's `httpFallback.RoundTrip` (`core/remotes/docker/resolver.go`, 2.x): a host
-/// configured for HTTPS with fallback (a loopback registry with a port, or an `http` host with
-/// TLS settings) is retried over plain HTTP when the TLS attempt fails with the server's
-/// `HTTP/` reply (`tls.RecordHeaderError`), with "TLS handshake timeout", or, when the host
-/// names no port, with a refused or timed-out connection (`isPortError`).
-pub fn falls_back_to_http(e: &TransportError, host: &str) -> bool {
-    use super::transport::ConnectFailure;
-    match e {
-        TransportError::Tls { kind, .. } => {
-            matches!(kind, TlsFailure::PlainHttp | TlsFailure::Timeout)
-        }
-        TransportError::Connect { kind, .. } => {
-            let has_port = host.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-            }) && !host.ends_with(']');
-            !has_port && matches!(kind, ConnectFailure::Refused | ConnectFailure::Timeout)
-        }
-        _ => false,
-    }
-}
-
-fn v2_url(host: &RegistryHost, scheme: HostScheme) -> Result<Url, Failure> {
-    let s = match scheme {
-        HostScheme::Http => "http",
-        HostScheme::Https => "https",
-    };
-    let path = host.path.trim_end_matches('/');
-    Url::parse(&format!("{s}://{}{}/", host.host, path)).map_err(|e| Failure::Transport {
-        peer: Peer::Registry,
-        error: TransportError::InvalidUrl(format!("{}: {e}", host.host)),
-    })
-}
-
-fn authority(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    }
 }
 
 /// A 2xx `/v2/` answer that is a web page rather than the registry API: no
@@ -437,12 +322,6 @@ pub fn looks_like_html_portal(resp: &Response) -> bool {
     let body_html = body.trim_start().starts_with('<')
         && (body.contains("<html") || body.contains("<!doctype"));
     ct_html || body_html
-}
-
-fn challenge_error(resp: &Response) -> Option<String> {
-    parse_challenges(resp.header_values("www-authenticate"))
-        .into_iter()
-        .find_map(|c| c.param("error").map(str::to_owned))
 }
 
 fn realm_host(result: &ProbeResult) -> Option<String> {
@@ -550,10 +429,11 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
                 .unwrap_or_default(),
             last.map(server_said).unwrap_or_default()
         ),
-        Failure::RegistryStatus(s) => format!(
+        Failure::RegistryStatus(s) | Failure::ManifestStatus { status: s, .. } => format!(
             "the registry answered {s}{}",
             last.map(server_said).unwrap_or_default()
         ),
+        Failure::ManifestUnsupported(why) => format!("the manifest is unsupported: {why}"),
         Failure::CredentialExpired { expired_at } => format!(
             "the registry rejected user {user}, and the credential's own expiry passed at {}",
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs((*expired_at).max(0) as u64))
@@ -579,13 +459,6 @@ pub fn credential_expiry(password: &str) -> Option<i64> {
         .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
     v.get("expiration")?.as_i64()
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -628,33 +501,6 @@ mod tests {
             &[("content-type", "application/json")],
             "{}"
         )));
-    }
-
-    #[test]
-    fn http_fallback_conditions_follow_containerd() {
-        use crate::probe::transport::ConnectFailure;
-        let tls = |kind| TransportError::Tls {
-            host: "h".into(),
-            kind,
-        };
-        assert!(falls_back_to_http(
-            &tls(TlsFailure::PlainHttp),
-            "localhost:5000"
-        ));
-        assert!(falls_back_to_http(
-            &tls(TlsFailure::Timeout),
-            "localhost:5000"
-        ));
-        assert!(!falls_back_to_http(
-            &tls(TlsFailure::Untrusted(String::new())),
-            "localhost:5000"
-        ));
-        let refused = TransportError::Connect {
-            addr: "x".into(),
-            kind: ConnectFailure::Refused,
-        };
-        assert!(falls_back_to_http(&refused, "localhost"));
-        assert!(!falls_back_to_http(&refused, "localhost:5000"));
     }
 
     #[test]

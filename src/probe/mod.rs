@@ -5,6 +5,8 @@
 //! * [`challenge`]: `WWW-Authenticate` parsing with containerd's rules;
 //! * [`token`]: the bearer token request (POST, then GET on containerd's fallback statuses);
 //! * [`credential`]: the `/v2/` handshake of one credential against one registry;
+//! * [`exchange`]: steps both handshakes share (host TLS, timed requests, HTTP fallback);
+//! * [`pull`]: the manifest `HEAD` of an image probe, with containerd's retries and mirrors;
 //! * [`classify`]: the one place where a failure becomes a [`Reason`], with its hint;
 //! * [`outcome`]: the result types; [`evidence`]: what is kept of each exchange.
 
@@ -12,9 +14,13 @@ pub mod challenge;
 pub mod classify;
 pub mod credential;
 pub mod evidence;
+pub mod exchange;
 pub mod outcome;
+pub mod pull;
 pub mod tls;
 pub mod token;
 pub mod transport;
 
-pub use outcome::{Class, Exchange, Phase, ProbeResult, Reason, TlsInfo};
+pub use outcome::{
+    Class, Exchange, HostVerdict, KeyRef, Phase, ProbeResult, RateLimit, Reason, TlsInfo,
+};

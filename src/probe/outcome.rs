@@ -287,6 +287,41 @@ pub struct TlsInfo {
     pub verified_by: String,
 }
 
+/// A keyring key that matched an image, with the secret it came from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeyRef {
+    /// Secret id.
+    pub secret: String,
+    /// kubelet's normalised key (`registry.example.com/team`).
+    pub key: String,
+}
+
+/// One host's verdict in an image probe (a mirror or the upstream).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostVerdict {
+    /// `scheme://host/path` of the host.
+    pub host: String,
+    /// Whether it is a mirror (not the namespace's own registry).
+    pub mirror: bool,
+    /// Whether the manifest resolved there.
+    pub success: bool,
+    /// Why not.
+    pub reason: Option<Reason>,
+    /// What happened there.
+    pub detail: String,
+}
+
+/// Docker Hub's pull allowance, from `ratelimit-limit` / `ratelimit-remaining`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Pulls allowed per window.
+    pub limit: u64,
+    /// Pulls left in the window.
+    pub remaining: u64,
+    /// Window length in seconds (`;w=`), when given.
+    pub window_seconds: Option<u64>,
+}
+
 /// The outcome of one probe: a credential probe (`image == None`) or an image probe.
 /// Serialised as the `PROBE` object of `metrics.md` (`check --output json`, `/status`).
 #[derive(Debug, Clone, Serialize)]
@@ -330,6 +365,21 @@ pub struct ProbeResult {
     /// Notes that are not failures (open registry, realm over plain HTTP, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Image probes: every key that matched the image, in kubelet's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched_keys: Vec<KeyRef>,
+    /// Image probes: every keyring key with why it does or does not apply to the image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_verdicts: Vec<String>,
+    /// Image probes: each host tried (mirrors first, upstream last) and its verdict.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostVerdict>,
+    /// Image probes: the manifest digest the HEAD returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Docker Hub's rate-limit headers, when the registry sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimit>,
 }
 
 impl ProbeResult {
@@ -353,6 +403,11 @@ impl ProbeResult {
             exchanges: Vec::new(),
             tls: None,
             notes: Vec::new(),
+            matched_keys: Vec::new(),
+            key_verdicts: Vec::new(),
+            hosts: Vec::new(),
+            digest: None,
+            ratelimit: None,
         }
     }
 

@@ -305,6 +305,38 @@ fn render(snap: &Snapshot, mut enc: DescriptorEncoder) -> Result<(), fmt::Error>
                 })
         }),
     )?;
+    // Docker Hub's pull allowance, per registry, from the newest probe that saw the headers
+    // (image probes' manifest HEAD; credential probes rarely get them).
+    let mut limits: BTreeMap<&str, (f64, u64, u64)> = BTreeMap::new();
+    for (key, e) in &snap.entries {
+        let Some(rl) = e.latest.ratelimit else {
+            continue;
+        };
+        let registry = match key {
+            ProbeKey::Credential { registry, .. } => registry.as_str(),
+            ProbeKey::Image { .. } => e.latest.registry.as_str(),
+        };
+        let seen = (e.latest.timestamp, rl.limit, rl.remaining);
+        if limits.get(registry).is_none_or(|prev| prev.0 < seen.0) {
+            limits.insert(registry, seen);
+        }
+    }
+    gauge(
+        enc,
+        "regprobe_dockerhub_ratelimit_limit",
+        "Docker Hub pulls allowed per window (ratelimit-limit header of the last manifest HEAD).",
+        limits
+            .iter()
+            .map(|(registry, (_, limit, _))| ([("registry", *registry)], *limit as i64)),
+    )?;
+    gauge(
+        enc,
+        "regprobe_dockerhub_ratelimit_remaining",
+        "Docker Hub pulls left in the window (ratelimit-remaining header of the last manifest HEAD).",
+        limits
+            .iter()
+            .map(|(registry, (_, _, remaining))| ([("registry", *registry)], *remaining as i64)),
+    )?;
     gauge(
         enc,
         "regprobe_secret_valid",
@@ -654,6 +686,8 @@ mod tests {
             ("regprobe_image_success", "gauge"),
             ("regprobe_image_failure_reason", "gauge"),
             ("regprobe_tls_cert_expiry_timestamp_seconds", "gauge"),
+            ("regprobe_dockerhub_ratelimit_limit", "gauge"),
+            ("regprobe_dockerhub_ratelimit_remaining", "gauge"),
             ("regprobe_secret_valid", "gauge"),
             ("regprobe_build_info", "gauge"),
             ("regprobe_config_last_reload_successful", "gauge"),
@@ -847,6 +881,39 @@ print(json.dumps(out))
              `python3 -m pip install prometheus-client` (or Debian's python3-prometheus-client), \
              or point REGPROBE_PYTHON at an interpreter that has it.",
             tried.join("; ")
+        );
+    }
+
+    #[test]
+    fn docker_hub_rate_limit_gauges_come_from_the_newest_probe() {
+        use crate::probe::RateLimit;
+        let store = Store::new("t");
+        let mut old = ProbeResult::new("docker.io", Some("a".to_owned()));
+        old.image = Some("nginx".into());
+        old.timestamp = 1.0;
+        old.ratelimit = Some(RateLimit {
+            limit: 100,
+            remaining: 90,
+            window_seconds: Some(21600),
+        });
+        let mut new = ProbeResult::new("docker.io", Some("b".to_owned()));
+        new.image = Some("nginx".into());
+        new.timestamp = 2.0;
+        new.ratelimit = Some(RateLimit {
+            limit: 100,
+            remaining: 7,
+            window_seconds: Some(21600),
+        });
+        store.record(old);
+        store.record(new);
+        let text = encode(&store);
+        assert!(
+            text.contains("regprobe_dockerhub_ratelimit_limit{registry=\"docker.io\"} 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("regprobe_dockerhub_ratelimit_remaining{registry=\"docker.io\"} 7"),
+            "{text}"
         );
     }
 

@@ -88,6 +88,46 @@ pub fn render(
     out
 }
 
+/// Renders kubelet's pull loop for one image: every key of the keyring with why it does or
+/// does not apply, each credential attempt, and the verdict.
+pub fn render_image(image: &str, results: &[ProbeResult], style: Style) -> String {
+    let mut out = String::new();
+    let ok = results.iter().any(|r| r.success);
+    let _ = writeln!(out, "{} {}", paint(style, BOLD, "image"), image);
+    if let Some(first) = results.first() {
+        for v in &first.key_verdicts {
+            let _ = writeln!(out, "    {v}");
+        }
+        if first.key_verdicts.is_empty() {
+            let _ = writeln!(out, "    no registry keys in the secrets");
+        }
+    }
+    for (i, r) in results.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  attempt {} of {}: {}",
+            i + 1,
+            results.len(),
+            match (&r.secret, &r.username) {
+                (Some(s), Some(u)) => format!("secret {s}, user {u}"),
+                (Some(s), None) =>
+                    format!("secret {s}, no username (containerd pulls anonymously)"),
+                _ => "no credential (anonymous)".to_string(),
+            }
+        );
+        for line in render_one(r, style).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let verdict = if ok {
+        paint(style, GREEN, "pullable: kubelet's pull would succeed")
+    } else {
+        paint(style, RED, "not pullable: every credential attempt failed")
+    };
+    let _ = writeln!(out, "  {verdict}\n");
+    out
+}
+
 /// Renders one probe.
 pub fn render_one(r: &ProbeResult, style: Style) -> String {
     let mut out = String::new();
@@ -133,6 +173,53 @@ pub fn render_one(r: &ProbeResult, style: Style) -> String {
             .filter_map(|p| r.phases.get(p).map(|s| format!("{p} {}", fmt_secs(*s))))
             .collect();
         let _ = writeln!(out, "    phases: {}", phases.join(" · "));
+    }
+    if r.image.is_some() {
+        if r.matched_keys.is_empty() {
+            let _ = writeln!(
+                out,
+                "    keys: none of the secrets' keys match this image: kubelet pulls anonymously"
+            );
+        } else {
+            let keys: Vec<String> = r
+                .matched_keys
+                .iter()
+                .map(|k| format!("{} ({})", k.key, k.secret))
+                .collect();
+            let _ = writeln!(
+                out,
+                "    keys matched, in kubelet's order: {}",
+                keys.join(", ")
+            );
+        }
+        for h in &r.hosts {
+            let verdict = match (h.success, h.reason) {
+                (true, _) => paint(style, GREEN, "ok"),
+                (false, Some(reason)) => paint(style, RED, reason.as_str()),
+                (false, None) => paint(style, RED, "failed"),
+            };
+            let _ = writeln!(
+                out,
+                "    host {}{}: {verdict} — {}",
+                h.host,
+                if h.mirror { " (mirror)" } else { "" },
+                h.detail
+            );
+        }
+        if let Some(d) = &r.digest {
+            let _ = writeln!(out, "    digest: {d}");
+        }
+        if let Some(rl) = &r.ratelimit {
+            let _ = writeln!(
+                out,
+                "    Docker Hub rate limit: {} of {} pulls left{}",
+                rl.remaining,
+                rl.limit,
+                rl.window_seconds
+                    .map(|w| format!(" per {}h", w / 3600))
+                    .unwrap_or_default()
+            );
+        }
     }
     if let Some(t) = &r.tls {
         let _ = writeln!(
@@ -240,6 +327,61 @@ mod tests {
         assert!(out.contains("fix: recreate the secret"));
         assert!(out.contains("1 probe, 0 ok, 1 failed"));
         assert!(!out.contains('\x1b'));
+    }
+
+    #[test]
+    fn image_probe_lists_keys_and_hosts() {
+        use crate::probe::{HostVerdict, KeyRef};
+        let mut r = ProbeResult::new("registry.test", Some("team".into()));
+        r.image = Some("registry.test/team/app:1".into());
+        r.matched_keys = vec![
+            KeyRef {
+                secret: "team".into(),
+                key: "registry.test/team".into(),
+            },
+            KeyRef {
+                secret: "all".into(),
+                key: "registry.test".into(),
+            },
+        ];
+        r.hosts = vec![
+            HostVerdict {
+                host: "http://mirror.test:5000/v2".into(),
+                mirror: true,
+                success: false,
+                reason: Some(Reason::ConnectRefused),
+                detail: "down".into(),
+            },
+            HostVerdict {
+                host: "https://registry.test/v2".into(),
+                mirror: false,
+                success: true,
+                reason: None,
+                detail: "resolved".into(),
+            },
+        ];
+        r.success = true;
+        let out = render_one(&r, Style::default());
+        assert!(
+            out.contains(
+                "keys matched, in kubelet's order: registry.test/team (team), registry.test (all)"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("host http://mirror.test:5000/v2 (mirror): connect_refused — down"),
+            "{out}"
+        );
+        assert!(
+            out.contains("host https://registry.test/v2: ok — resolved"),
+            "{out}"
+        );
+        r.matched_keys.clear();
+        let out = render_one(&r, Style::default());
+        assert!(
+            out.contains("none of the secrets' keys match this image"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -25,12 +25,14 @@ use std::path::PathBuf;
 pub mod dockerconfig;
 mod error;
 pub mod key;
+pub mod keyring;
 pub mod load;
 pub mod manifest;
 
 pub use dockerconfig::{parse_dockercfg, parse_dockerconfigjson, Parsed};
 pub use error::SecretError;
 pub use key::{normalize_key, KeyError, NormalizedKey};
+pub use keyring::{KeyMatch, KeyVerdict, Keyring};
 pub use load::{load_all, load_all_with_warnings, LoadError, Loaded, SecretSources};
 
 /// The largest file regprobe reads as a secret, node config or manifest: 4 MiB.

@@ -28,6 +28,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod containerd;
 pub mod dns;
 pub mod fakes;
 pub mod http;

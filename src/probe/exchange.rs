@@ -1,0 +1,233 @@
+//! Steps shared by the credential probe ([`super::credential`]) and the pull probe
+//! ([`super::pull`]): per-host TLS settings and requests, a timed and recorded exchange,
+//! containerd's HTTP fallback rule, and building a token request from a Bearer challenge.
+
+use http::header::AUTHORIZATION;
+use http::Method;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use url::Url;
+
+use super::challenge::{parse_challenges, Challenge};
+use super::classify::{Failure, Peer};
+use super::evidence;
+use super::outcome::{Phase, ProbeResult};
+use super::tls::{client_config, NodeRoots};
+use super::token::TokenRequest;
+use super::transport::{Request, Response, Session, TlsFailure, TransportError};
+use crate::hosts::{RegistryHost, Scheme as HostScheme};
+
+/// The rustls configuration of an `https` host (hosts.toml `ca`, `client`, `skip_verify` on
+/// top of the node's roots), or `None` for plain HTTP. A CA or client file that cannot be
+/// loaded is a TLS failure of the host (containerd fails the pull before any request).
+pub fn tls_for(
+    host: &RegistryHost,
+    roots: &NodeRoots,
+    result: &mut ProbeResult,
+) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
+    match host.scheme {
+        HostScheme::Http => Ok(None),
+        HostScheme::Https => match client_config(host, roots) {
+            Ok((cfg, source)) => {
+                result.notes.push(format!("TLS trust: {source}"));
+                Ok(Some(cfg))
+            }
+            Err(e) => Err(Failure::Transport {
+                peer: Peer::Registry,
+                error: TransportError::Tls {
+                    host: host.host.clone(),
+                    kind: TlsFailure::Untrusted(format!("cannot load TLS settings: {e}")),
+                },
+            }),
+        },
+    }
+}
+
+/// A request to the registry host with that host's `dial_timeout`.
+pub fn host_request(
+    host: &RegistryHost,
+    method: Method,
+    url: Url,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Request {
+    let mut r = Request::new(method, url, tls);
+    r.dial_timeout = host.dial_timeout;
+    r
+}
+
+/// A request with an `Authorization` header (marked sensitive by its builder).
+pub fn with_authorization(mut req: Request, authorization: Option<http::HeaderValue>) -> Request {
+    if let Some(a) = authorization {
+        req.headers.insert(AUTHORIZATION, a);
+    }
+    req
+}
+
+/// Sends one request, records the exchange and the phase time (network set-up goes to
+/// resolve/connect/tls, the rest to `phase`).
+pub async fn exchange(
+    session: &mut Session,
+    result: &mut ProbeResult,
+    phase: Phase,
+    req: Request,
+    secrets: &[&str],
+) -> Result<Response, TransportError> {
+    let method = req.method.to_string();
+    let url = req.url.clone();
+    let started = Instant::now();
+    let out = session.send(req).await;
+    let mut setup = 0.0;
+    for (p, s) in session.take_phases() {
+        setup += s;
+        result.add_phase(p, s);
+    }
+    result.add_phase(phase, (started.elapsed().as_secs_f64() - setup).max(0.0));
+    match &out {
+        Ok(resp) => evidence::record(result, phase, &method, resp, secrets),
+        Err(_) => evidence::record_failed(result, phase, &method, &url),
+    }
+    out
+}
+
+/// containerd's `httpFallback.RoundTrip` (`core/remotes/docker/resolver.go`, 2.x): a host
+/// configured for HTTPS with fallback (a loopback registry with a port, or an `http` host with
+/// TLS settings) is retried over plain HTTP when the TLS attempt fails with the server's
+/// `HTTP/` reply (`tls.RecordHeaderError`), with "TLS handshake timeout", or, when the host
+/// names no port, with a refused or timed-out connection (`isPortError`).
+pub fn falls_back_to_http(e: &TransportError, host: &str) -> bool {
+    use super::transport::ConnectFailure;
+    match e {
+        TransportError::Tls { kind, .. } => {
+            matches!(kind, TlsFailure::PlainHttp | TlsFailure::Timeout)
+        }
+        TransportError::Connect { kind, .. } => {
+            let has_port = host.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+            }) && !host.ends_with(']');
+            !has_port && matches!(kind, ConnectFailure::Refused | ConnectFailure::Timeout)
+        }
+        _ => false,
+    }
+}
+
+pub fn v2_url(host: &RegistryHost, scheme: HostScheme) -> Result<Url, Failure> {
+    let s = match scheme {
+        HostScheme::Http => "http",
+        HostScheme::Https => "https",
+    };
+    let path = host.path.trim_end_matches('/');
+    Url::parse(&format!("{s}://{}{}/", host.host, path)).map_err(|e| Failure::Transport {
+        peer: Peer::Registry,
+        error: TransportError::InvalidUrl(format!("{}: {e}", host.host)),
+    })
+}
+
+/// `host[:port]` of a URL, lower-cased, as the transport keys its TLS facts.
+pub fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+/// The `error` parameter of the response's challenge (`invalid_token`, `insufficient_scope`).
+pub fn challenge_error(resp: &Response) -> Option<String> {
+    parse_challenges(resp.header_values("www-authenticate"))
+        .into_iter()
+        .find_map(|c| c.param("error").map(str::to_owned))
+}
+
+/// The token request for a Bearer `challenge`: its realm (which must be an absolute http(s)
+/// URL, else [`Failure::BadRealm`], containerd's "no realm specified"), its `service`, and the
+/// scopes: the challenge's `scope` split on single spaces plus `extra_scopes`, sorted and
+/// de-duplicated as containerd's `GetTokenScopes`. A plain-HTTP realm for an HTTPS registry is
+/// noted on `result` (the password would travel unencrypted).
+pub fn token_request<'a>(
+    challenge: &Challenge,
+    extra_scopes: &[String],
+    username: &'a str,
+    secret: &'a str,
+    registry_url: &Url,
+    result: &mut ProbeResult,
+) -> Result<TokenRequest<'a>, Failure> {
+    let realm = challenge.param("realm").unwrap_or_default();
+    if realm.is_empty() {
+        return Err(Failure::BadRealm("the challenge names no realm".into()));
+    }
+    let realm_url = match Url::parse(realm) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => {
+            return Err(Failure::BadRealm(format!(
+                "realm {:?} is not an http(s) URL",
+                evidence::excerpt(realm.as_bytes())
+            )))
+        }
+    };
+    if realm_url.scheme() == "http" && registry_url.scheme() == "https" {
+        result.notes.push(format!(
+            "the token realm {realm_url} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
+        ));
+    }
+    let mut scopes: Vec<String> = challenge
+        .param("scope")
+        .map(|s| s.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !extra_scopes.is_empty() {
+        scopes.extend(extra_scopes.iter().cloned());
+        scopes.sort();
+        scopes.dedup();
+    }
+    Ok(TokenRequest {
+        realm: realm_url,
+        service: challenge.param("service").unwrap_or_default().to_string(),
+        scopes,
+        username,
+        secret,
+    })
+}
+
+/// Parses the challenges of a 401.
+pub fn challenges(resp: &Response) -> Vec<Challenge> {
+    parse_challenges(resp.header_values("www-authenticate"))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_fallback_conditions_follow_containerd() {
+        use crate::probe::transport::ConnectFailure;
+        let tls = |kind| TransportError::Tls {
+            host: "h".into(),
+            kind,
+        };
+        assert!(falls_back_to_http(
+            &tls(TlsFailure::PlainHttp),
+            "localhost:5000"
+        ));
+        assert!(falls_back_to_http(
+            &tls(TlsFailure::Timeout),
+            "localhost:5000"
+        ));
+        assert!(!falls_back_to_http(
+            &tls(TlsFailure::Untrusted(String::new())),
+            "localhost:5000"
+        ));
+        let refused = TransportError::Connect {
+            addr: "x".into(),
+            kind: ConnectFailure::Refused,
+        };
+        assert!(falls_back_to_http(&refused, "localhost"));
+        assert!(!falls_back_to_http(&refused, "localhost:5000"));
+    }
+}

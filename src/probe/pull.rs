@@ -1,0 +1,676 @@
+//! The pull probe: would containerd resolve this image with this credential, from this node?
+//!
+//! What containerd's resolver does before it downloads anything (`auth-spec.md` §7, containerd
+//! 2.x `core/remotes/docker/resolver.go` `Resolve`, `authorizer.go` `AddResponses`):
+//!
+//! * **R1 hosts**: the `hosts.toml` list, mirrors first, upstream last; a tag needs hosts with
+//!   `pull` and `resolve`, a digest hosts with `pull`. Each mirror gets `?ns=<namespace>`.
+//! * **R2 request**: `HEAD <host><path>/<repo>/manifests/<ref>` with containerd's `Accept`
+//!   header ([`ACCEPT`]), no `/v2/` ping.
+//! * **R3 budget**: at most [`MAX_ATTEMPTS`] HTTP requests per host, shared by auth and status
+//!   retries; a transport error ends the host.
+//! * **R4 statuses**: 401 → authorizer; 405 on a HEAD → GET; 408/429 → retry at once;
+//!   500/503/504 → retry on the last host when the previous answer had another status.
+//! * **R5 authorizer**: Bearer before Basic. A Bearer challenge with `error=` drops the token;
+//!   the same request failing twice with `error=` ends the host with "authorization failed".
+//!   With a token already held, another 401 is retried with the same token until the budget is
+//!   spent (Quay's way to say "no access"). Basic: no username or password → "no basic auth
+//!   credentials"; otherwise the header is sent again on every 401 until the budget is spent.
+//! * **R6 token**: scopes = `repository:<repo>:pull` ∪ the challenge's, sorted; the token request
+//!   of [`super::token`] (POST then GET; anonymous GET without a secret).
+//! * **R7 verdict**: 2xx with `Docker-Content-Digest` → success (never a GET that would count as
+//!   a Docker Hub pull); 404 → `not_found` (priority 2); other ≥ 400 (priority 3); auth and
+//!   transport errors (priority 1); a manifest over 4 MiB or schema1 (priority 4). After all
+//!   hosts, the **first error of the highest priority** is containerd's verdict, and each
+//!   host's own result is kept.
+
+use http::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use std::time::Instant;
+use url::Url;
+
+use super::challenge::Scheme;
+use super::classify::{self, AuthScheme, Failure, Peer};
+use super::credential::ProbeEnv;
+use super::exchange::{
+    challenge_error, challenges, exchange, falls_back_to_http, host_request, tls_for,
+    token_request, unix_now, with_authorization,
+};
+use super::outcome::{HostVerdict, KeyRef, Phase, ProbeResult, RateLimit, Reason};
+use super::token;
+use super::transport::{Response, Session};
+use crate::hosts::{RegistryHost, Scheme as HostScheme};
+use crate::secrets::Credential;
+
+/// containerd's `Accept` header for manifest requests (`resolver.go` `NewResolver`).
+pub const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, */*";
+
+/// HTTP requests per host at most (containerd 2.x `maxAttempts`).
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Largest manifest containerd accepts (`resolver.go`: `4 * 1048 * 1048` bytes).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1048 * 1048;
+
+/// One credential attempt of an image probe.
+#[derive(Debug, Clone)]
+pub struct PullTarget {
+    /// The image as written (`nginx`), for labels and output.
+    pub image: String,
+    /// containerd's hosts namespace (`docker.io`, `registry.example.com:5000`).
+    pub namespace: String,
+    /// Repository path (`library/nginx`).
+    pub repository: String,
+    /// Tag or digest.
+    pub reference: String,
+    /// Whether `reference` is a digest (then hosts need only `pull`).
+    pub is_digest: bool,
+    /// The hosts to try, mirrors first, upstream last.
+    pub hosts: Vec<RegistryHost>,
+    /// The secret whose credential is used, `None` for an anonymous attempt.
+    pub secret: Option<String>,
+    /// The keyring key that matched.
+    pub key: Option<String>,
+    /// The credential kubelet hands to containerd; `None` when no key matched.
+    pub credential: Option<Credential>,
+    /// Every key that matched the image, in kubelet's order (for the output).
+    pub matched_keys: Vec<KeyRef>,
+}
+
+/// The authorizer state for one host, new for each attempt (containerd builds a new
+/// authorizer per pull).
+#[derive(Default)]
+struct Authorizer {
+    /// The header a handler would add, and how it was obtained.
+    handler: Option<(http::HeaderValue, AuthScheme)>,
+    /// A token was issued with a credential (the token service accepted it).
+    token_issued: bool,
+    /// `(method, url)` of the previous request that got a 401.
+    last_401: Option<(Method, String)>,
+}
+
+/// `(username, secret)` as containerd's `ParseAuth` derives them from kubelet's `AuthConfig`
+/// (spec §4): a username is required; without one the pull is anonymous.
+fn containerd_credentials(c: Option<&Credential>) -> (String, String) {
+    match c {
+        Some(c) if !c.username.is_empty() => {
+            (c.username.clone(), c.password.expose_secret().to_string())
+        }
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// kubelet's pull loop for one image (`kuberuntime_image.go` `PullImage`, spec §3.7): each
+/// attempt in order, stopping at the first success — or, with `audit_all`, every attempt.
+/// Returns one result per attempt made; `key_verdicts` (why each key does or does not apply)
+/// is attached to each.
+pub async fn probe_image(
+    env: &ProbeEnv,
+    attempts: &[PullTarget],
+    key_verdicts: &[String],
+    audit_all: bool,
+) -> Vec<ProbeResult> {
+    let mut out = Vec::new();
+    for a in attempts {
+        let mut r = probe_pull(env, a).await;
+        r.key_verdicts = key_verdicts.to_vec();
+        let ok = r.success;
+        out.push(r);
+        if ok && !audit_all {
+            break;
+        }
+    }
+    out
+}
+
+/// Whether kubelet's loop would pull the image: any attempt succeeded.
+pub fn image_pullable(results: &[ProbeResult]) -> bool {
+    results.iter().any(|r| r.success)
+}
+
+/// Runs one attempt (one credential, or anonymous) across the hosts and returns its result
+/// with the per-host verdicts.
+pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
+    let started = Instant::now();
+    let mut result = ProbeResult::new(target.namespace.clone(), target.secret.clone());
+    result.image = Some(target.image.clone());
+    result.timestamp = unix_now();
+    result.matched_keys = target.matched_keys.clone();
+    if let Some(c) = &target.credential {
+        if !c.username.is_empty() {
+            result.username = Some(c.username.clone());
+        }
+    }
+    let mut session = env.transport.session(started + env.timeout);
+    let hosts: Vec<&RegistryHost> = target
+        .hosts
+        .iter()
+        .filter(|h| h.capabilities.pull && (target.is_digest || h.capabilities.resolve))
+        .collect();
+    let mut best: Option<(u8, Failure, String)> = None;
+    let mut success = None;
+    for (i, host) in hosts.iter().enumerate() {
+        let last_host = i + 1 == hosts.len();
+        let mut host_result = ProbeResult::new("", None);
+        let outcome =
+            resolve_on_host(env, target, host, last_host, &mut session, &mut host_result).await;
+        // Merge what this host recorded.
+        for (p, s) in &host_result.phases {
+            result.add_phase(*p, *s);
+        }
+        result.exchanges.append(&mut host_result.exchanges);
+        result.notes.append(&mut host_result.notes);
+        if result.tls.is_none() {
+            result.tls = host_result.tls.take();
+        }
+        if host_result.ratelimit.is_some() {
+            result.ratelimit = host_result.ratelimit.take();
+        }
+        let url = format!("{}://{}{}", host.scheme, host.host, host.path);
+        match outcome {
+            Ok(digest) => {
+                result.hosts.push(HostVerdict {
+                    host: url,
+                    mirror: host.is_mirror,
+                    success: true,
+                    reason: None,
+                    detail: format!("resolved to {digest}"),
+                });
+                result.auth_mode = host_result.auth_mode.take();
+                success = Some((digest, host.host.clone()));
+                break;
+            }
+            Err((priority, failure)) => {
+                let reason = attempt_reason(&failure, target);
+                let detail = describe(&failure, &host_result_last(&result), target, &host.host);
+                result.hosts.push(HostVerdict {
+                    host: url,
+                    mirror: host.is_mirror,
+                    success: false,
+                    reason: Some(reason),
+                    detail: detail.clone(),
+                });
+                if result.auth_mode.is_none() {
+                    result.auth_mode = host_result.auth_mode.take();
+                }
+                // containerd keeps the first error of the highest priority.
+                if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
+                    best = Some((priority, failure, detail));
+                }
+            }
+        }
+    }
+    result.duration_seconds = started.elapsed().as_secs_f64();
+    match (success, best) {
+        (Some((digest, host)), _) => {
+            result.success = true;
+            result.digest = Some(digest.clone());
+            result.detail = format!("{} resolves to {digest} on {host}", target.image);
+        }
+        (None, Some((_, failure, detail))) => {
+            let reason = attempt_reason(&failure, target);
+            result.reason = Some(reason);
+            result.class = Some(reason.class());
+            result.detail = detail;
+            result.hint = classify::hint(reason, &target.namespace, None);
+        }
+        (None, None) => {
+            // containerd: "no resolve hosts: not found" / "<ref>: not found".
+            result.reason = Some(Reason::NotFound);
+            result.class = Some(Reason::NotFound.class());
+            result.detail =
+                "no host is configured to resolve this image (hosts.toml capabilities)".into();
+            result.hint = classify::hint(Reason::NotFound, &target.namespace, None);
+        }
+    }
+    result
+}
+
+fn host_result_last(result: &ProbeResult) -> Option<super::Exchange> {
+    result.exchanges.last().cloned()
+}
+
+/// The reason of an attempt's failure. An anonymous attempt because no key matched, refused
+/// for lack of credentials, is `no_matching_credential` (contract): the fix is the secret's
+/// key, not the registry.
+fn attempt_reason(f: &Failure, target: &PullTarget) -> Reason {
+    let r = classify::reason(f);
+    let unmatched = target.credential.is_none();
+    if unmatched
+        && matches!(
+            r,
+            Reason::Unauthorized
+                | Reason::CredentialMissing
+                | Reason::PullDenied
+                | Reason::TokenForbidden
+        )
+    {
+        return Reason::NoMatchingCredential;
+    }
+    r
+}
+
+/// R2–R7 on one host. `Ok(digest)` on success; `Err((priority, failure))` otherwise.
+async fn resolve_on_host(
+    env: &ProbeEnv,
+    target: &PullTarget,
+    host: &RegistryHost,
+    last_host: bool,
+    session: &mut Session,
+    result: &mut ProbeResult,
+) -> Result<String, (u8, Failure)> {
+    let transport_failure = |error| {
+        (
+            1u8,
+            Failure::Transport {
+                peer: Peer::Registry,
+                error,
+            },
+        )
+    };
+    let tls = tls_for(host, &env.roots, result).map_err(|f| (1u8, f))?;
+    let mut scheme = host.scheme;
+    let (user, secret) = containerd_credentials(target.credential.as_ref());
+    let scope = format!("repository:{}:pull", target.repository);
+    let mut method = Method::HEAD;
+    let mut auth = Authorizer::default();
+    let mut previous_status: Option<StatusCode> = None;
+    let mut last: Option<Response> = None;
+
+    for _ in 0..MAX_ATTEMPTS {
+        let url = manifest_url(host, scheme, target)?;
+        let mut req = host_request(host, method.clone(), url.clone(), tls.clone());
+        req.headers
+            .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
+        let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
+        let resp = match exchange(
+            session,
+            result,
+            Phase::Manifest,
+            req.clone(),
+            &[secret.as_str()],
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e)
+                if scheme == HostScheme::Https
+                    && host.http_fallback
+                    && falls_back_to_http(&e, &host.host) =>
+            {
+                result.notes.push(format!(
+                    "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
+                    host.host
+                ));
+                scheme = HostScheme::Http;
+                let url = manifest_url(host, scheme, target)?;
+                let mut retry = req;
+                retry.url = url;
+                retry.tls = None;
+                exchange(session, result, Phase::Manifest, retry, &[secret.as_str()])
+                    .await
+                    .map_err(transport_failure)?
+            }
+            Err(e) => return Err(transport_failure(e)),
+        };
+        if result.tls.is_none() {
+            if let Some(info) = session.tls_info(&super::exchange::authority(&url)) {
+                result.tls = Some(info.clone());
+            }
+        }
+        if let Some(rl) = ratelimit(&resp) {
+            result.ratelimit = Some(rl);
+        }
+        let status = resp.status;
+        match status.as_u16() {
+            401 => {
+                let request_id = (method.clone(), url.to_string());
+                let cs = challenges(&resp);
+                let bearer = cs.iter().find(|c| c.scheme == Scheme::Bearer);
+                let basic = cs.iter().find(|c| c.scheme == Scheme::Basic);
+                if let Some(ch) = bearer {
+                    if let Some(err) = ch.param("error") {
+                        let same = auth.last_401.as_ref() == Some(&request_id);
+                        if same && auth.handler.is_some() {
+                            // The same request failed twice with an error: containerd's
+                            // "server message: <error>: authorization failed".
+                            return Err((
+                                1,
+                                Failure::ManifestStatus {
+                                    status: 401,
+                                    auth: Some(AuthScheme::Bearer),
+                                    challenge_error: Some(err.to_string()),
+                                    token_issued: auth.token_issued,
+                                },
+                            ));
+                        }
+                        auth.handler = None;
+                    }
+                    auth.last_401 = Some(request_id);
+                    if auth.handler.is_none() {
+                        let treq = token_request(
+                            ch,
+                            std::slice::from_ref(&scope),
+                            &user,
+                            &secret,
+                            &resp.url,
+                            result,
+                        )
+                        .map_err(|f| (1u8, f))?;
+                        result.auth_mode = Some(if secret.is_empty() {
+                            "bearer_anonymous".into()
+                        } else {
+                            "bearer".into()
+                        });
+                        let tok =
+                            token::fetch(session, tls.clone(), host.dial_timeout, &treq, result)
+                                .await
+                                .map_err(|f| (1u8, f))?;
+                        let Some(h) = token::bearer_header(&tok.value) else {
+                            return Err((
+                                1,
+                                Failure::TokenBody(
+                                    "the token contains bytes not allowed in an HTTP header".into(),
+                                ),
+                            ));
+                        };
+                        auth.token_issued = !secret.is_empty();
+                        auth.handler = Some((h, AuthScheme::Bearer));
+                    }
+                } else if basic.is_some() {
+                    if user.is_empty() || secret.is_empty() {
+                        // "authorization failed: no basic auth credentials".
+                        return Err((1, Failure::CredentialMissing(AuthScheme::Basic)));
+                    }
+                    result.auth_mode = Some("basic".into());
+                    auth.handler = Some((token::basic_header(&user, &secret), AuthScheme::Basic));
+                    auth.last_401 = Some(request_id);
+                } else {
+                    // "failed to find supported auth scheme": the 401 is the response.
+                    last = Some(resp);
+                    break;
+                }
+            }
+            405 if method == Method::HEAD => method = Method::GET,
+            408 | 429 => {}
+            500 | 503 | 504 if last_host && previous_status != Some(status) => {}
+            _ => {
+                last = Some(resp);
+                break;
+            }
+        }
+        previous_status = Some(status);
+        last = Some(resp);
+    }
+    let resp = last.expect("the loop runs at least once");
+    evaluate(&resp, &auth, target)
+}
+
+/// R7 for the final response of a host.
+fn evaluate(
+    resp: &Response,
+    auth: &Authorizer,
+    target: &PullTarget,
+) -> Result<String, (u8, Failure)> {
+    let status = resp.status.as_u16();
+    if resp.status.is_success() {
+        let content_type = resp.header_str("content-type").unwrap_or_default();
+        if is_schema1(content_type) {
+            return Err((
+                4,
+                Failure::ManifestUnsupported(format!("schema1 manifest ({content_type})")),
+            ));
+        }
+        if let Some(len) = resp
+            .header_str("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > MAX_MANIFEST_BYTES {
+                return Err((
+                    4,
+                    Failure::ManifestUnsupported(format!(
+                        "manifest of {len} bytes, over containerd's 4 MiB limit"
+                    )),
+                ));
+            }
+        }
+        let digest = resp
+            .header_str("docker-content-digest")
+            .filter(|d| d.contains(':'))
+            .map(str::to_owned);
+        return Ok(digest.unwrap_or_else(|| {
+            // containerd would GET the manifest to learn its digest (a Docker Hub pull);
+            // regprobe does not.
+            format!(
+                "(no Docker-Content-Digest; containerd would GET {})",
+                target.reference
+            )
+        }));
+    }
+    let priority = if status == 404 { 2 } else { 3 };
+    Err((
+        priority,
+        Failure::ManifestStatus {
+            status,
+            auth: auth.handler.as_ref().map(|(_, s)| *s),
+            challenge_error: if status == 401 {
+                challenge_error(resp)
+            } else {
+                None
+            },
+            token_issued: auth.token_issued,
+        },
+    ))
+}
+
+fn manifest_url(
+    host: &RegistryHost,
+    scheme: HostScheme,
+    target: &PullTarget,
+) -> Result<Url, (u8, Failure)> {
+    let s = match scheme {
+        HostScheme::Http => "http",
+        HostScheme::Https => "https",
+    };
+    let mut url = Url::parse(&format!(
+        "{s}://{}{}/{}/manifests/{}",
+        host.host,
+        host.path.trim_end_matches('/'),
+        target.repository,
+        target.reference
+    ))
+    .map_err(|e| {
+        (
+            1u8,
+            Failure::Transport {
+                peer: Peer::Registry,
+                error: super::transport::TransportError::InvalidUrl(format!("{}: {e}", host.host)),
+            },
+        )
+    })?;
+    if host.is_mirror {
+        url.query_pairs_mut().append_pair("ns", &target.namespace);
+    }
+    Ok(url)
+}
+
+/// Docker schema1 manifests (`application/vnd.docker.distribution.manifest.v1+json` and its
+/// signed `+prettyjws` form), which containerd 2.x no longer pulls.
+pub fn is_schema1(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/vnd.docker.distribution.manifest.v1+json")
+        || media_type
+            .eq_ignore_ascii_case("application/vnd.docker.distribution.manifest.v1+prettyjws")
+}
+
+/// Docker Hub's `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600`.
+pub fn ratelimit(resp: &Response) -> Option<RateLimit> {
+    let num = |name: &str| -> Option<(u64, Option<u64>)> {
+        let v = resp.header_str(name)?;
+        let mut parts = v.split(';');
+        let n = parts.next()?.trim().parse().ok()?;
+        let w = parts
+            .find_map(|p| p.trim().strip_prefix("w="))
+            .and_then(|w| w.parse().ok());
+        Some((n, w))
+    };
+    let (limit, window) = num("ratelimit-limit")?;
+    let (remaining, _) = num("ratelimit-remaining")?;
+    Some(RateLimit {
+        limit,
+        remaining,
+        window_seconds: window,
+    })
+}
+
+/// What happened on one host, in words, from the failure and the last exchange.
+fn describe(
+    f: &Failure,
+    last: &Option<super::Exchange>,
+    target: &PullTarget,
+    host: &str,
+) -> String {
+    let who = match (&target.secret, &target.credential) {
+        (Some(s), Some(c)) if !c.username.is_empty() => {
+            format!("user `{}` of secret {s}", c.username)
+        }
+        (Some(s), _) => format!("secret {s} (no username: anonymous)"),
+        _ => "no credential (no key matched: anonymous)".to_string(),
+    };
+    let said = last
+        .as_ref()
+        .map(|e| {
+            let mut s = format!(
+                "{} {} → {}",
+                e.method,
+                e.url,
+                e.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "no response".into())
+            );
+            if let Some(c) = &e.error_code {
+                s.push_str(&format!(" {c}"));
+            }
+            if let Some(m) = &e.error_message {
+                s.push_str(&format!(": {m}"));
+            }
+            s
+        })
+        .unwrap_or_default();
+    match f {
+        Failure::ManifestStatus { status: 404, .. } => {
+            format!("{}: not found on {host} ({said})", target.image)
+        }
+        Failure::ManifestStatus {
+            status,
+            challenge_error,
+            token_issued,
+            ..
+        } => format!(
+            "pulling {} with {who} on {host}: {status}{}{} ({said})",
+            target.image,
+            challenge_error
+                .as_ref()
+                .map(|e| format!(", error={e}"))
+                .unwrap_or_default(),
+            if *token_issued {
+                ", although the token service issued a token"
+            } else {
+                ""
+            },
+        ),
+        Failure::Transport { peer, error } => format!(
+            "{}: {} could not be reached: {error}",
+            said,
+            match peer {
+                Peer::Registry => host.to_string(),
+                Peer::Realm => "the token service".to_string(),
+            }
+        ),
+        Failure::TokenStatus { status, .. } => {
+            format!("the token service refused {who} with {status} ({said})")
+        }
+        Failure::CredentialMissing(_) => {
+            format!("{host} demands Basic authentication and {who} has no username and password")
+        }
+        other => format!("{}: {other:?} ({said})", target.image),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn resp(headers: &[(&'static str, &str)]) -> Response {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(*k, http::HeaderValue::from_str(v).unwrap());
+        }
+        Response {
+            status: StatusCode::OK,
+            headers: h,
+            body: bytes::Bytes::new(),
+            truncated: false,
+            url: Url::parse("https://registry-1.docker.io/v2/library/nginx/manifests/latest")
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn docker_hub_ratelimit_headers() {
+        let r = resp(&[
+            ("ratelimit-limit", "100;w=21600"),
+            ("ratelimit-remaining", "76;w=21600"),
+        ]);
+        assert_eq!(
+            ratelimit(&r),
+            Some(RateLimit {
+                limit: 100,
+                remaining: 76,
+                window_seconds: Some(21600)
+            })
+        );
+        assert_eq!(ratelimit(&resp(&[("ratelimit-limit", "x")])), None);
+    }
+
+    #[test]
+    fn schema1_is_recognised_exactly() {
+        assert!(is_schema1(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws"
+        ));
+        assert!(is_schema1(
+            "application/vnd.docker.distribution.manifest.v1+json; charset=utf-8"
+        ));
+        assert!(!is_schema1("application/vnd.oci.image.manifest.v1+json"));
+        assert!(!is_schema1(
+            "application/vnd.docker.distribution.manifest.v2+json"
+        ));
+    }
+
+    #[test]
+    fn accept_header_is_containerds() {
+        assert!(ACCEPT.starts_with("application/vnd.docker.distribution.manifest.v2+json, "));
+        assert!(ACCEPT.ends_with("application/vnd.oci.image.index.v1+json, */*"));
+    }
+
+    #[test]
+    fn only_a_username_makes_containerd_send_credentials() {
+        let c = |u: &str, p: &str| Credential {
+            username: u.into(),
+            password: p.to_string().into(),
+        };
+        assert_eq!(
+            containerd_credentials(Some(&c("u", "p"))),
+            ("u".into(), "p".into())
+        );
+        assert_eq!(
+            containerd_credentials(Some(&c("", "p"))),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            containerd_credentials(Some(&c("u", ""))),
+            ("u".into(), String::new())
+        );
+        assert_eq!(containerd_credentials(None), (String::new(), String::new()));
+    }
+}

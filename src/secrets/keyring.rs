@@ -1,0 +1,1559 @@
+//! kubelet's keyring: which credentials kubelet hands to containerd for an image, and in which
+//! order (`shared/spec/auth-spec.md` §3.3–3.5, §3.7).
+//!
+//! This is a transcription of kubernetes `pkg/credentialprovider/keyring.go`:
+//! `BasicDockerKeyring.Add` (index of keys, de-duplicated and sorted in reverse byte order, several
+//! entries per key appended in order), `BasicDockerKeyring.Lookup` (every matching key contributes,
+//! then the `index.docker.io` fallback for Docker Hub images), `URLsMatchStr`/`URLsMatch` (host
+//! labels globbed with Go's `path/filepath.Match`, ports compared as strings, the path as a plain
+//! string prefix) and `UnionDockerKeyring` (pod secrets first, then the node's `config.json`).
+//!
+//! Keys arrive already normalised ([`AuthEntry::key`], `secrets::key`); this module only indexes
+//! and matches them. [`Keyring::explain`] says, for every key, why it did or did not match.
+//!
+//! Not modelled: exec credential-provider plugins (§3.6), and Go's random order of two spellings of
+//! one key inside one secret (regprobe keeps the secret's entry order).
+
+use crate::secrets::key::normalize_key;
+use crate::secrets::{AuthEntry, Credential, Secret};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The secret id of the node's kubelet `config.json` (`--node-config`).
+pub const NODE_SECRET_ID: &str = "node";
+
+/// The key kubelet falls back on for Docker Hub images (`defaultRegistryHost` in `keyring.go`).
+pub const DEFAULT_REGISTRY_KEY: &str = "index.docker.io";
+
+/// Which of kubelet's sub-keyrings a key or match comes from (`UnionDockerKeyring` order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyringSource {
+    /// The pod's `imagePullSecrets` (every secret but `node`), looked up first.
+    PodSecrets,
+    /// The node's kubelet `config.json` (secret id `node`), looked up second.
+    Node,
+}
+
+impl KeyringSource {
+    /// `pod-secrets` or `node`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyringSource::PodSecrets => "pod-secrets",
+            KeyringSource::Node => "node",
+        }
+    }
+}
+
+impl fmt::Display for KeyringSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One credential kubelet would try for an image, in the order of [`Keyring::lookup`]
+/// (`keyring.go` `Lookup` returns these; `kuberuntime_image.go` `PullImage` tries each in turn).
+#[derive(Debug, Clone)]
+pub struct KeyMatch {
+    /// The secret the entry comes from (`node` for the node's `config.json`).
+    pub secret: String,
+    /// The keyring key that matched, e.g. `registry.example.com/team`.
+    pub key: String,
+    /// The key as written in the secret (user-info redacted).
+    pub raw_key: String,
+    /// The entry's `registry` metrics label.
+    pub registry: String,
+    /// The user name and password kubelet passes to the CRI.
+    pub credential: Credential,
+    /// The user name is empty: containerd's `ParseAuth` then returns no credential, so this
+    /// attempt pulls anonymously (spec §3.7, §4). kubelet still makes the attempt.
+    pub anonymous: bool,
+    /// The sub-keyring the entry comes from.
+    pub source: KeyringSource,
+    /// Matched only through the `index.docker.io` fallback for Docker Hub images
+    /// (`isDefaultRegistryMatch`), not through `URLsMatchStr`.
+    pub docker_hub_fallback: bool,
+}
+
+/// Why a key does not match an image, as an SRE would want it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// Same number of labels, but a label differs (labels are matched case-sensitively with
+    /// `filepath.Match`).
+    Host {
+        /// The key's host without port.
+        key_host: String,
+        /// The image's host without port.
+        image_host: String,
+        /// The first label that does not match: 1-based index, key label, image label.
+        label: (usize, String, String),
+    },
+    /// The hosts have a different number of `.`-separated labels (a glob `*` never spans a dot).
+    LabelCount {
+        /// The key's host without port.
+        key_host: String,
+        /// The image's host without port.
+        image_host: String,
+        /// Labels in the key's host.
+        key_labels: usize,
+        /// Labels in the image's host.
+        image_labels: usize,
+    },
+    /// The ports differ as strings (`""` is not `"443"`).
+    Port {
+        /// The key's port, `""` when none.
+        key_port: String,
+        /// The image's port, `""` when none.
+        image_port: String,
+    },
+    /// The key's path is not a string prefix of the image's path.
+    Path {
+        /// The key's path, e.g. `/team`.
+        key_path: String,
+        /// The image's path, e.g. `/other/app`.
+        image_path: String,
+    },
+    /// A key label is not a valid `filepath.Match` pattern (kubelet then never matches it).
+    BadPattern {
+        /// The offending label.
+        label: String,
+    },
+    /// Go's `url.Parse` refuses `https://` + the key, so kubelet never matches it.
+    KeyNotUrl,
+    /// Go's `url.Parse` refuses `https://` + the image name, so no key matches it.
+    ImageNotUrl,
+    /// The key is `index.docker.io`, used for a Docker Hub image only when no other key of its
+    /// sub-keyring matched, and another one did.
+    DockerHubFallbackOnly,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Host {
+                key_host,
+                image_host,
+                label: (index, key_label, image_label),
+            } => {
+                write!(f, "host differs: key {key_host} vs image {image_host}")?;
+                if key_host.eq_ignore_ascii_case(image_host) {
+                    write!(f, " (kubelet compares host names case-sensitively)")
+                } else if key_host.contains(['*', '?', '[', '\\']) {
+                    write!(
+                        f,
+                        " (label {index}: pattern {key_label:?} does not match {image_label:?})"
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+            Mismatch::LabelCount {
+                key_host,
+                image_host,
+                key_labels,
+                image_labels,
+            } => {
+                if key_host.contains(['*', '?', '[', '\\']) {
+                    write!(
+                        f,
+                        "label count differs: key {key_host} has {key_labels} labels, image \
+                         {image_host} has {image_labels} (a `*` matches exactly one label)"
+                    )
+                } else {
+                    write!(f, "host differs: key {key_host} vs image {image_host}")
+                }
+            }
+            Mismatch::Port {
+                key_port,
+                image_port,
+            } => write!(
+                f,
+                "port differs: {key_port:?} vs {image_port:?} (key vs image; the port must be \
+                 written the same way in both)"
+            ),
+            Mismatch::Path {
+                key_path,
+                image_path,
+            } => write!(f, "path {key_path} is not a prefix of {image_path}"),
+            Mismatch::BadPattern { label } => write!(
+                f,
+                "key label {label:?} is not a valid glob pattern, so kubelet never matches this key"
+            ),
+            Mismatch::KeyNotUrl => write!(
+                f,
+                "kubelet cannot parse the key as a URL, so it never matches any image"
+            ),
+            Mismatch::ImageNotUrl => write!(
+                f,
+                "kubelet cannot parse the image name as a URL, so no key matches it"
+            ),
+            Mismatch::DockerHubFallbackOnly => write!(
+                f,
+                "used only as the Docker Hub fallback when nothing else matches, and another key \
+                 of the same keyring matched"
+            ),
+        }
+    }
+}
+
+/// How one key fared against an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// `URLsMatchStr(key, image)` is true: all of the key's entries are tried.
+    Matched,
+    /// The key is `index.docker.io`, the image is a Docker Hub image and no other key of this
+    /// sub-keyring matched: kubelet uses it as the fallback.
+    DockerHubFallback,
+    /// Not used, for these reasons (every failing check, not only the first one kubelet hits).
+    NotMatched(Vec<Mismatch>),
+}
+
+/// One key of the keyring and whether it applies to an image ([`Keyring::explain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVerdict {
+    /// The sub-keyring holding the key.
+    pub source: KeyringSource,
+    /// The keyring key.
+    pub key: String,
+    /// The secrets with entries under this key, in the order their entries are tried.
+    pub secrets: Vec<String>,
+    /// Matched, used as the Docker Hub fallback, or why not.
+    pub outcome: KeyOutcome,
+}
+
+impl KeyVerdict {
+    /// Whether kubelet tries this key's entries for the image (a match or the fallback).
+    pub fn matched(&self) -> bool {
+        !matches!(self.outcome, KeyOutcome::NotMatched(_))
+    }
+
+    /// Why the key does not apply, in words (`None` when it does); several reasons are joined
+    /// with `; `.
+    pub fn reason(&self) -> Option<String> {
+        match &self.outcome {
+            KeyOutcome::NotMatched(why) => Some(
+                why.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} key {} (secret {}): ",
+            self.source,
+            self.key,
+            self.secrets.join(", ")
+        )?;
+        match &self.outcome {
+            KeyOutcome::Matched => f.write_str("matches"),
+            KeyOutcome::DockerHubFallback => {
+                f.write_str("used as the Docker Hub fallback (no other key matched)")
+            }
+            KeyOutcome::NotMatched(_) => {
+                write!(f, "no match: {}", self.reason().unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// One entry stored under a key.
+#[derive(Debug, Clone)]
+struct Slot {
+    secret: String,
+    raw_key: String,
+    registry: String,
+    credential: Credential,
+}
+
+/// kubelet's `BasicDockerKeyring` (`pkg/credentialprovider/keyring.go`): entries indexed by
+/// keyring key, keys kept de-duplicated in reverse byte order, entries of one key in the order
+/// they were added.
+#[derive(Debug, Clone, Default)]
+pub struct BasicDockerKeyring {
+    index: Vec<String>,
+    creds: HashMap<String, Vec<Slot>>,
+    /// Each key as `ParseSchemelessURL` sees it (`None`: Go cannot parse it).
+    parsed: HashMap<String, Option<GoUrl>>,
+}
+
+impl BasicDockerKeyring {
+    /// An empty keyring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one entry of secret `secret` under its key (`BasicDockerKeyring.Add`).
+    pub fn add(&mut self, secret: &str, entry: &AuthEntry) {
+        let slot = Slot {
+            secret: secret.to_string(),
+            raw_key: entry.raw_key.clone(),
+            registry: entry.registry.clone(),
+            credential: entry.credential.clone(),
+        };
+        match self.creds.get_mut(&entry.key) {
+            Some(slots) => slots.push(slot),
+            None => {
+                // Reverse byte order: `sort.Sort(sort.Reverse(sort.StringSlice(index)))`.
+                let at = self
+                    .index
+                    .partition_point(|k| k.as_str() > entry.key.as_str());
+                self.index.insert(at, entry.key.clone());
+                self.creds.insert(entry.key.clone(), vec![slot]);
+                self.parsed
+                    .insert(entry.key.clone(), GoUrl::parse(&entry.key));
+            }
+        }
+    }
+
+    /// Adds every entry of a secret that parsed; returns `false` (and adds nothing) for a secret
+    /// kubelet would reject.
+    pub fn add_secret(&mut self, secret: &Secret) -> bool {
+        match &secret.entries {
+            Ok(entries) => {
+                for entry in entries {
+                    self.add(&secret.id, entry);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The keys, in kubelet's lookup order (reverse byte order).
+    pub fn keys(&self) -> &[String] {
+        &self.index
+    }
+
+    /// Whether no key was added.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Every matching entry for `repo_to_pull` in kubelet's order (`BasicDockerKeyring.Lookup`).
+    pub fn lookup(&self, repo_to_pull: &str, source: KeyringSource) -> Vec<KeyMatch> {
+        let target = GoUrl::parse(repo_to_pull);
+        let mut out = Vec::new();
+        for key in &self.index {
+            let matched = match (&target, self.glob(key)) {
+                (Some(t), Some(g)) => compare(g, t).is_empty(),
+                _ => false,
+            };
+            if matched {
+                self.push_matches(&mut out, key, source, false);
+            }
+        }
+        if out.is_empty()
+            && is_default_registry_match(repo_to_pull)
+            && self.creds.contains_key(DEFAULT_REGISTRY_KEY)
+        {
+            self.push_matches(&mut out, DEFAULT_REGISTRY_KEY, source, true);
+        }
+        out
+    }
+
+    /// Every key with its verdict for `repo_to_pull`, in lookup order.
+    pub fn explain(&self, repo_to_pull: &str, source: KeyringSource) -> Vec<KeyVerdict> {
+        let target = GoUrl::parse(repo_to_pull);
+        let mut verdicts: Vec<KeyVerdict> = self
+            .index
+            .iter()
+            .map(|key| {
+                let why = match (self.glob(key), &target) {
+                    (None, _) => vec![Mismatch::KeyNotUrl],
+                    (Some(_), None) => vec![Mismatch::ImageNotUrl],
+                    (Some(g), Some(t)) => compare(g, t),
+                };
+                let mut secrets: Vec<String> = Vec::new();
+                for slot in &self.creds[key] {
+                    if !secrets.contains(&slot.secret) {
+                        secrets.push(slot.secret.clone());
+                    }
+                }
+                KeyVerdict {
+                    source,
+                    key: key.clone(),
+                    secrets,
+                    outcome: if why.is_empty() {
+                        KeyOutcome::Matched
+                    } else {
+                        KeyOutcome::NotMatched(why)
+                    },
+                }
+            })
+            .collect();
+        if is_default_registry_match(repo_to_pull) {
+            let any = verdicts.iter().any(KeyVerdict::matched);
+            if let Some(v) = verdicts.iter_mut().find(|v| v.key == DEFAULT_REGISTRY_KEY) {
+                if !any {
+                    v.outcome = KeyOutcome::DockerHubFallback;
+                } else if !v.matched() {
+                    v.outcome = KeyOutcome::NotMatched(vec![Mismatch::DockerHubFallbackOnly]);
+                }
+            }
+        }
+        verdicts
+    }
+
+    fn glob(&self, key: &str) -> Option<&GoUrl> {
+        self.parsed.get(key).and_then(Option::as_ref)
+    }
+
+    fn push_matches(
+        &self,
+        out: &mut Vec<KeyMatch>,
+        key: &str,
+        source: KeyringSource,
+        fallback: bool,
+    ) {
+        for slot in self.creds.get(key).into_iter().flatten() {
+            out.push(KeyMatch {
+                secret: slot.secret.clone(),
+                key: key.to_string(),
+                raw_key: slot.raw_key.clone(),
+                registry: slot.registry.clone(),
+                credential: slot.credential.clone(),
+                anonymous: slot.credential.username.is_empty(),
+                source,
+                docker_hub_fallback: fallback,
+            });
+        }
+    }
+}
+
+/// kubelet's keyring for one pod: `UnionDockerKeyring{pod secrets, node keyring}`
+/// (`pkg/credentialprovider/secrets/secrets.go` `MakeDockerKeyring`, `keyring.go`).
+///
+/// Every secret but `node` goes into the pod-secrets [`BasicDockerKeyring`], in the order given
+/// (the order of `imagePullSecrets`); the secret with id `node` (the node's `config.json`) into the
+/// second one.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    pod: BasicDockerKeyring,
+    node: BasicDockerKeyring,
+    invalid: Vec<String>,
+}
+
+impl Keyring {
+    /// Builds the keyring from loaded secrets. Secrets that do not parse are left out and listed
+    /// by [`Keyring::invalid_secrets`].
+    pub fn new(secrets: &[Secret]) -> Keyring {
+        let mut keyring = Keyring::default();
+        for secret in secrets {
+            let ring = if secret.id == NODE_SECRET_ID {
+                &mut keyring.node
+            } else {
+                &mut keyring.pod
+            };
+            if !ring.add_secret(secret) {
+                keyring.invalid.push(secret.id.clone());
+            }
+        }
+        keyring
+    }
+
+    /// The pod secrets' sub-keyring.
+    pub fn pod_secrets(&self) -> &BasicDockerKeyring {
+        &self.pod
+    }
+
+    /// The node `config.json` sub-keyring.
+    pub fn node(&self) -> &BasicDockerKeyring {
+        &self.node
+    }
+
+    /// Ids of secrets left out because they do not parse. For a pod secret kubelet fails every
+    /// pull of the pod before any request (`MakeDockerKeyring` returns the error); an unreadable
+    /// node `config.json` only leaves the node keyring empty.
+    pub fn invalid_secrets(&self) -> &[String] {
+        &self.invalid
+    }
+
+    /// Every credential kubelet would try for `repo_to_pull` (kubelet's lookup key, e.g.
+    /// [`crate::reference::ImageRef::repo_to_pull`]), in order: the pod secrets' matches, then the
+    /// node's. Within a sub-keyring: every matching key in reverse byte order, all of its entries
+    /// in secret order; if none matched and the image is a Docker Hub image, the entries of key
+    /// `index.docker.io`. Empty: kubelet pulls anonymously.
+    pub fn lookup(&self, repo_to_pull: &str) -> Vec<KeyMatch> {
+        let mut out = self.pod.lookup(repo_to_pull, KeyringSource::PodSecrets);
+        out.extend(self.node.lookup(repo_to_pull, KeyringSource::Node));
+        out
+    }
+
+    /// [`Keyring::lookup`] for a parsed image reference.
+    pub fn lookup_image(&self, image: &crate::reference::ImageRef) -> Vec<KeyMatch> {
+        self.lookup(&image.repo_to_pull())
+    }
+
+    /// Every key of both sub-keyrings, in lookup order, with whether it applies to `repo_to_pull`
+    /// and, if not, why (`host differs: …`, `port differs: …`, `path … is not a prefix of …`,
+    /// `label count differs: …`, `used only as the Docker Hub fallback …`).
+    pub fn explain(&self, repo_to_pull: &str) -> Vec<KeyVerdict> {
+        let mut out = self.pod.explain(repo_to_pull, KeyringSource::PodSecrets);
+        out.extend(self.node.explain(repo_to_pull, KeyringSource::Node));
+        out
+    }
+}
+
+/// kubelet's `isDefaultRegistryMatch` (`keyring.go`): whether an image name pulls from Docker
+/// Hub judging by its first `/`-component (empty → no; none → yes; `docker.io` or
+/// `index.docker.io` → yes; otherwise yes iff it has no `.` and no `:`, so `localhost/x` counts).
+pub fn is_default_registry_match(image: &str) -> bool {
+    match image.split_once('/') {
+        None => !image.is_empty(),
+        Some(("", _)) => false,
+        Some(("docker.io" | "index.docker.io", _)) => true,
+        Some((first, _)) => !first.contains(['.', ':']),
+    }
+}
+
+/// kubelet's `URLsMatchStr(glob, target)` (`keyring.go`): both parsed as `https://` + string with
+/// Go's `url.Parse`; ports (`net.SplitHostPort`, none → `""`) equal as strings; the same number of
+/// `.`-separated host labels, each matched with Go's `filepath.Match`; the target's path starts
+/// with the glob's path (plain string prefix). Unparsable input or a bad pattern never matches.
+pub fn urls_match_str(glob: &str, target: &str) -> bool {
+    match (GoUrl::parse(glob), GoUrl::parse(target)) {
+        (Some(g), Some(t)) => compare(&g, &t).is_empty(),
+        _ => false,
+    }
+}
+
+/// The parts of Go's `url.Parse("https://" + s)` kubelet uses: the unescaped host (with port) and
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GoUrl {
+    host: String,
+    path: String,
+}
+
+impl GoUrl {
+    /// kubelet's `ParseSchemelessURL`. `None` where Go's `url.Parse` fails (checked by
+    /// `secrets::key`, which transcribes it).
+    fn parse(s: &str) -> Option<GoUrl> {
+        let value = format!("https://{s}");
+        normalize_key(&value).ok()?;
+        let rest = &value["https://".len()..];
+        let rest = rest.split('#').next().unwrap_or("");
+        let rest = rest.split('?').next().unwrap_or("");
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let host = authority.rsplit('@').next().unwrap_or("");
+        Some(GoUrl {
+            host: percent_decode(host),
+            path: percent_decode(path),
+        })
+    }
+
+    /// kubelet's `SplitURL`: host labels and port.
+    fn split(&self) -> (&str, &str) {
+        split_host_port(&self.host).unwrap_or((&self.host, ""))
+    }
+}
+
+/// `%XY` → byte (the input was validated by Go's rules); other bytes unchanged.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |x: u8| (x as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's `net.SplitHostPort`; `None` where Go returns an error.
+fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let colon = hostport.rfind(':')?;
+    let (host, j, k) = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        if end + 1 != colon {
+            // `]` at the end (missing port), not followed by `:`, or too many colons.
+            return None;
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..colon];
+        if host.contains(':') {
+            return None;
+        }
+        (host, 0, 0)
+    };
+    if hostport[j..].contains('[') || hostport[k..].contains(']') {
+        return None;
+    }
+    Some((host, &hostport[colon + 1..]))
+}
+
+/// kubelet's `URLsMatch`, reporting every failed check (empty = match). kubelet checks port,
+/// label count, path, then labels, and stops at the first failure; the outcome is the same.
+fn compare(glob: &GoUrl, target: &GoUrl) -> Vec<Mismatch> {
+    let (glob_host, glob_port) = glob.split();
+    let (target_host, target_port) = target.split();
+    let glob_labels: Vec<&str> = glob_host.split('.').collect();
+    let target_labels: Vec<&str> = target_host.split('.').collect();
+    let mut why = Vec::new();
+    if glob_labels.len() != target_labels.len() {
+        why.push(Mismatch::LabelCount {
+            key_host: glob_host.to_string(),
+            image_host: target_host.to_string(),
+            key_labels: glob_labels.len(),
+            image_labels: target_labels.len(),
+        });
+    } else {
+        for (i, (g, t)) in glob_labels.iter().zip(&target_labels).enumerate() {
+            match go_filepath_match(g, t) {
+                Ok(true) => {}
+                Ok(false) => {
+                    why.push(Mismatch::Host {
+                        key_host: glob_host.to_string(),
+                        image_host: target_host.to_string(),
+                        label: (i + 1, g.to_string(), t.to_string()),
+                    });
+                    break;
+                }
+                Err(BadPattern) => {
+                    why.push(Mismatch::BadPattern {
+                        label: g.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    if glob_port != target_port {
+        why.push(Mismatch::Port {
+            key_port: glob_port.to_string(),
+            image_port: target_port.to_string(),
+        });
+    }
+    if !target.path.starts_with(&glob.path) {
+        why.push(Mismatch::Path {
+            key_path: glob.path.clone(),
+            image_path: target.path.clone(),
+        });
+    }
+    why
+}
+
+/// Go's `path/filepath.ErrBadPattern`: a malformed glob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in pattern")]
+pub struct BadPattern;
+
+/// Go's `path/filepath.Match` on Unix: `*` (any run without `/`), `?` (one character, not `/`),
+/// `[...]` classes with ranges and `^` negation, `\` escapes; case-sensitive; byte-wise literals.
+/// Like Go, a malformed pattern is an error even when the match already failed.
+pub fn go_filepath_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+    let mut pattern = pattern.as_bytes();
+    let mut name = name.as_bytes();
+    'pattern: while !pattern.is_empty() {
+        let (star, chunk, rest) = scan_chunk(pattern);
+        pattern = rest;
+        if star && chunk.is_empty() {
+            // A trailing `*` matches the rest of the name unless it has a `/`.
+            return Ok(!name.contains(&b'/'));
+        }
+        let (t, ok, err) = match_chunk(chunk, name);
+        if ok && (t.is_empty() || !pattern.is_empty()) {
+            name = t;
+            continue;
+        }
+        if err {
+            return Err(BadPattern);
+        }
+        if star {
+            let mut i = 0;
+            while i < name.len() && name[i] != b'/' {
+                let (t, ok, err) = match_chunk(chunk, &name[i + 1..]);
+                if ok {
+                    if pattern.is_empty() && !t.is_empty() {
+                        i += 1;
+                        continue;
+                    }
+                    name = t;
+                    continue 'pattern;
+                }
+                if err {
+                    return Err(BadPattern);
+                }
+                i += 1;
+            }
+        }
+        // Before failing, check that the rest of the pattern is well-formed.
+        while !pattern.is_empty() {
+            let (_, chunk, rest) = scan_chunk(pattern);
+            pattern = rest;
+            if match_chunk(chunk, b"").2 {
+                return Err(BadPattern);
+            }
+        }
+        return Ok(false);
+    }
+    Ok(name.is_empty())
+}
+
+/// Go's `scanChunk`: leading stars, then a run up to the next `*` outside a class.
+fn scan_chunk(pattern: &[u8]) -> (bool, &[u8], &[u8]) {
+    let mut p = pattern;
+    let mut star = false;
+    while let [b'*', rest @ ..] = p {
+        p = rest;
+        star = true;
+    }
+    let mut in_range = false;
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            // An escaped character is skipped (a trailing `\` is left for `match_chunk`).
+            b'\\' if i + 1 < p.len() => i += 1,
+            b'[' => in_range = true,
+            b']' => in_range = false,
+            b'*' if !in_range => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    (star, &p[..i], &p[i..])
+}
+
+const RUNE_ERROR: u32 = 0xFFFD;
+
+/// Go's `utf8.DecodeRune`: (rune, width); invalid or empty → (`RuneError`, 1 or 0).
+fn decode_rune(s: &[u8]) -> (u32, usize) {
+    let Some(&b0) = s.first() else {
+        return (RUNE_ERROR, 0);
+    };
+    if b0 < 0x80 {
+        return (u32::from(b0), 1);
+    }
+    let width = match b0 {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return (RUNE_ERROR, 1),
+    };
+    match s.get(..width).and_then(|w| std::str::from_utf8(w).ok()) {
+        Some(text) => (text.chars().next().map_or(RUNE_ERROR, u32::from), width),
+        None => (RUNE_ERROR, 1),
+    }
+}
+
+/// Go's `matchChunk`: (rest of `s`, matched, bad pattern).
+fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> (&'a [u8], bool, bool) {
+    let mut failed = false;
+    while let Some(&c) = chunk.first() {
+        if !failed && s.is_empty() {
+            failed = true;
+        }
+        match c {
+            b'[' => {
+                let mut r = 0;
+                if !failed {
+                    let (rune, n) = decode_rune(s);
+                    r = rune;
+                    s = &s[n..];
+                }
+                chunk = &chunk[1..];
+                let mut negated = false;
+                if chunk.first() == Some(&b'^') {
+                    negated = true;
+                    chunk = &chunk[1..];
+                }
+                let mut matched = false;
+                let mut nrange = 0;
+                loop {
+                    if chunk.first() == Some(&b']') && nrange > 0 {
+                        chunk = &chunk[1..];
+                        break;
+                    }
+                    let Some((lo, rest)) = get_esc(chunk) else {
+                        return (b"", false, true);
+                    };
+                    chunk = rest;
+                    let mut hi = lo;
+                    if chunk[0] == b'-' {
+                        let Some((h, rest)) = get_esc(&chunk[1..]) else {
+                            return (b"", false, true);
+                        };
+                        hi = h;
+                        chunk = rest;
+                    }
+                    if lo <= r && r <= hi {
+                        matched = true;
+                    }
+                    nrange += 1;
+                }
+                if matched == negated {
+                    failed = true;
+                }
+            }
+            b'?' => {
+                if !failed {
+                    if s[0] == b'/' {
+                        failed = true;
+                    }
+                    let (_, n) = decode_rune(s);
+                    s = &s[n..];
+                }
+                chunk = &chunk[1..];
+            }
+            _ => {
+                if c == b'\\' {
+                    chunk = &chunk[1..];
+                    if chunk.is_empty() {
+                        return (b"", false, true);
+                    }
+                }
+                if !failed {
+                    if chunk[0] != s[0] {
+                        failed = true;
+                    }
+                    s = &s[1..];
+                }
+                chunk = &chunk[1..];
+            }
+        }
+    }
+    if failed {
+        (b"", false, false)
+    } else {
+        (s, true, false)
+    }
+}
+
+/// Go's `getEsc`: a possibly escaped character of a class; `None` for a bad pattern. The
+/// returned rest is never empty.
+fn get_esc(chunk: &[u8]) -> Option<(u32, &[u8])> {
+    let mut chunk = match chunk.first() {
+        None | Some(b'-' | b']') => return None,
+        Some(_) => chunk,
+    };
+    if chunk[0] == b'\\' {
+        chunk = &chunk[1..];
+        if chunk.is_empty() {
+            return None;
+        }
+    }
+    let (r, n) = decode_rune(chunk);
+    if r == RUNE_ERROR && n == 1 {
+        return None;
+    }
+    let rest = &chunk[n..];
+    if rest.is_empty() {
+        return None;
+    }
+    Some((r, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+    use crate::secrets::{SecretError, SecretKind};
+    use secrecy::{ExposeSecret, SecretString};
+    use std::path::PathBuf;
+
+    fn entry(raw: &str, user: &str) -> AuthEntry {
+        let n = normalize_key(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+        AuthEntry {
+            raw_key: raw.to_string(),
+            key: n.key,
+            registry: n.registry,
+            wildcard: n.wildcard,
+            credential: Credential {
+                username: user.to_string(),
+                password: SecretString::from(format!("pw-{user}")),
+            },
+            dropped_token: false,
+        }
+    }
+
+    fn secret(id: &str, entries: &[(&str, &str)]) -> Secret {
+        Secret {
+            id: id.to_string(),
+            path: PathBuf::from(format!("/secrets/{id}/.dockerconfigjson")),
+            kind: if id == NODE_SECRET_ID {
+                SecretKind::NodeConfig
+            } else {
+                SecretKind::DockerConfigJson
+            },
+            entries: Ok(entries.iter().map(|(k, u)| entry(k, u)).collect()),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// (secret, key, username) of each match.
+    fn users(keyring: &Keyring, image: &str) -> Vec<(String, String, String)> {
+        let repo = reference::parse(image)
+            .map(|r| r.repo_to_pull())
+            .unwrap_or_else(|_| image.to_string());
+        keyring
+            .lookup(&repo)
+            .into_iter()
+            .map(|m| (m.secret, m.key, m.credential.username))
+            .collect()
+    }
+
+    fn names(keyring: &Keyring, image: &str) -> Vec<String> {
+        users(keyring, image)
+            .into_iter()
+            .map(|(_, _, u)| u)
+            .collect()
+    }
+
+    const A: (&str, &str) = ("https://index.docker.io/v1/", "A");
+    const B: (&str, &str) = ("docker.io", "B");
+    const C: (&str, &str) = ("registry.example.com", "C");
+    const DD: (&str, &str) = ("registry.example.com/team", "D");
+    const E: (&str, &str) = ("*.example.com", "E");
+    const F: (&str, &str) = ("registry.example.com:5000", "F");
+    const G: (&str, &str) = ("https://quay.io/v2/myorg", "G");
+    const H: (&str, &str) = ("http://ghcr.io/", "H");
+
+    fn spec_keyring(with_b: bool) -> Keyring {
+        let mut entries = vec![A, C, DD, E, F, G, H];
+        if with_b {
+            entries.insert(1, B);
+        }
+        Keyring::new(&[secret("regcred", &entries)])
+    }
+
+    #[test]
+    fn spec_index_order() {
+        // auth-spec.md §3.5: index after Add, reverse sorted.
+        let k = spec_keyring(true);
+        assert_eq!(
+            k.pod_secrets().keys(),
+            [
+                "registry.example.com:5000",
+                "registry.example.com/team",
+                "registry.example.com",
+                "quay.io/myorg",
+                "index.docker.io",
+                "ghcr.io",
+                "docker.io",
+                "*.example.com",
+            ]
+        );
+        assert!(k.node().is_empty());
+    }
+
+    #[test]
+    fn spec_worked_examples() {
+        // auth-spec.md §3.5, every row.
+        let k = spec_keyring(true);
+        let table: &[(&str, &[&str])] = &[
+            ("nginx", &["B"]),
+            ("registry.example.com/team/app:1", &["D", "C", "E"]),
+            ("registry.example.com/teamster/app", &["D", "C", "E"]),
+            ("registry.example.com:5000/app", &["F"]),
+            ("foo.example.com/x", &["E"]),
+            ("a.b.example.com/x", &[]),
+            ("quay.io/myorg/app", &["G"]),
+            ("quay.io/other/app", &[]),
+            ("ghcr.io/o/i", &["H"]),
+            ("Registry.Example.com/app", &[]),
+        ];
+        for (image, want) in table {
+            assert_eq!(names(&k, image), *want, "{image}");
+        }
+        // "nginx, keyring without B": the default-registry fallback.
+        let k = spec_keyring(false);
+        let matches = k.lookup("docker.io/library/nginx");
+        assert_eq!(matches.len(), 1);
+        assert_eq!(matches[0].credential.username, "A");
+        assert_eq!(matches[0].key, "index.docker.io");
+        assert!(matches[0].docker_hub_fallback);
+        assert_eq!(matches[0].registry, "docker.io");
+        assert_eq!(matches[0].raw_key, "https://index.docker.io/v1/");
+        // With B present, A is not a fallback match.
+        assert!(!spec_keyring(true).lookup("docker.io/library/nginx")[0].docker_hub_fallback);
+    }
+
+    #[test]
+    fn pod_secrets_before_node_config() {
+        let node = secret(NODE_SECRET_ID, &[("docker.io", "node-user")]);
+        let pod = secret("regcred", &[("docker.io", "pod-user")]);
+        // The node secret comes first in the input; the pod keyring still goes first.
+        let k = Keyring::new(&[node, pod]);
+        assert_eq!(
+            users(&k, "nginx"),
+            [
+                ("regcred".into(), "docker.io".into(), "pod-user".into()),
+                ("node".into(), "docker.io".into(), "node-user".into()),
+            ]
+        );
+        let m = k.lookup("docker.io/library/nginx");
+        assert_eq!(m[0].source, KeyringSource::PodSecrets);
+        assert_eq!(m[1].source, KeyringSource::Node);
+    }
+
+    #[test]
+    fn fallback_is_per_sub_keyring() {
+        // The pod keyring matches through B; the node keyring matches nothing, so it falls back
+        // on its own index.docker.io entry.
+        let pod = secret("regcred", &[B]);
+        let node = secret(NODE_SECRET_ID, &[A]);
+        let k = Keyring::new(&[pod, node]);
+        let m = k.lookup("docker.io/library/nginx");
+        assert_eq!(
+            m.iter()
+                .map(|m| (m.credential.username.as_str(), m.docker_hub_fallback))
+                .collect::<Vec<_>>(),
+            [("B", false), ("A", true)]
+        );
+        // Not for other registries.
+        assert!(k.lookup("quay.io/x/y").is_empty());
+    }
+
+    #[test]
+    fn several_secrets_add_to_one_key_in_order() {
+        let s1 = secret("first", &[("quay.io", "u1")]);
+        let s2 = secret(
+            "second",
+            &[("https://quay.io/v2/", "u2"), ("quay.io/org", "u3")],
+        );
+        let s3 = secret("third", &[("http://quay.io", "u4")]);
+        let k = Keyring::new(&[s1.clone(), s2.clone(), s3.clone()]);
+        assert_eq!(k.pod_secrets().keys(), ["quay.io/org", "quay.io"]);
+        assert_eq!(names(&k, "quay.io/org/app"), ["u3", "u1", "u2", "u4"]);
+        assert_eq!(names(&k, "quay.io/other/app"), ["u1", "u2", "u4"]);
+        // The order of imagePullSecrets decides.
+        let k = Keyring::new(&[s3, s2, s1]);
+        assert_eq!(names(&k, "quay.io/other/app"), ["u4", "u2", "u1"]);
+    }
+
+    #[test]
+    fn invalid_secrets_are_left_out() {
+        let mut bad = secret("broken", &[]);
+        bad.entries = Err(SecretError::Empty);
+        let k = Keyring::new(&[bad, secret("good", &[C])]);
+        assert_eq!(k.invalid_secrets(), ["broken"]);
+        assert_eq!(names(&k, "registry.example.com/a"), ["C"]);
+    }
+
+    #[test]
+    fn anonymous_entries_are_kept_and_flagged() {
+        let k = Keyring::new(&[secret("s", &[("ghcr.io", ""), ("ghcr.io/org", "user")])]);
+        let m = k.lookup("ghcr.io/org/app");
+        assert_eq!(m.len(), 2);
+        assert!(!m[0].anonymous);
+        assert!(m[1].anonymous);
+        assert_eq!(m[1].credential.password.expose_secret(), "pw-");
+        // Debug output never shows the password.
+        assert!(!format!("{m:?}").contains("pw-user"));
+    }
+
+    #[test]
+    fn kubelet_urls_match() {
+        // keyring_test.go TestUrlsMatch.
+        let table: &[(&str, &str, bool)] = &[
+            ("*.kubernetes.io", "prefix.kubernetes.io", true),
+            ("prefix.*.io", "prefix.kubernetes.io", true),
+            ("prefix.kubernetes.*", "prefix.kubernetes.io", true),
+            ("*-good.kubernetes.io", "prefix-good.kubernetes.io", true),
+            ("*.kubernetes.io/blah", "prefix.kubernetes.io/blah", true),
+            ("prefix.*.io/foo", "prefix.kubernetes.io/foo/bar", true),
+            (
+                "*.kubernetes.io:1111/blah",
+                "prefix.kubernetes.io:1111/blah",
+                true,
+            ),
+            (
+                "prefix.*.io:1111/foo",
+                "prefix.kubernetes.io:1111/foo/bar",
+                true,
+            ),
+            ("*.kubernetes.io", "kubernetes.io", false),
+            ("*.*.kubernetes.io", "prefix.kubernetes.io", false),
+            ("*.*.kubernetes.io", "kubernetes.io", false),
+            ("kubernetes.io", "kubernetes.com", false),
+            ("k*.io", "quay.io", false),
+            (
+                "*.kubernetes.io:1234/blah",
+                "prefix.kubernetes.io:1111/blah",
+                false,
+            ),
+            (
+                "prefix.*.io/foo",
+                "prefix.kubernetes.io:1111/foo/bar",
+                false,
+            ),
+            // More: IPv6 literals, globs with classes, case, unparsable input.
+            ("[::1]:5000", "[::1]:5000/x", true),
+            ("[::1]:5000", "[::1]:5001/x", false),
+            ("reg[0-9].example.com", "reg7.example.com/x", true),
+            ("reg[0-9].example.com", "regx.example.com/x", false),
+            // Go's url.Parse ends the host at '?' (a query): the key is host `reg`.
+            ("reg?.example.com", "reg7.example.com/x", false),
+            ("registry.example.com", "Registry.example.com/x", false),
+            ("registry.example.com", "registry.example.com:443/x", false),
+            ("bad[.example.com", "bad[.example.com/x", false),
+            ("ghcr.io", "ghcr io/x", false),
+            ("ghcr io", "ghcr io/x", false),
+        ];
+        for (glob, target, want) in table {
+            assert_eq!(urls_match_str(glob, target), *want, "{glob} vs {target}");
+        }
+    }
+
+    fn one_key(raw: &str) -> Keyring {
+        Keyring::new(&[secret("s", &[(raw, "foo")])])
+    }
+
+    #[test]
+    fn kubelet_keyring_for_glob_and_miss() {
+        // keyring_test.go TestDockerKeyringForGlob.
+        for (glob, target) in [
+            ("https://hello.kubernetes.io", "hello.kubernetes.io"),
+            ("https://*.docker.io", "prefix.docker.io"),
+            ("https://prefix.*.io", "prefix.docker.io"),
+            ("https://prefix.docker.*", "prefix.docker.io"),
+            ("https://*.docker.io/path", "prefix.docker.io/path"),
+            ("https://prefix.*.io/path", "prefix.docker.io/path/subpath"),
+            ("https://prefix.docker.*/path", "prefix.docker.io/path"),
+            ("https://*.docker.io:8888", "prefix.docker.io:8888"),
+            ("https://prefix.*.io:8888", "prefix.docker.io:8888"),
+            ("https://prefix.docker.*:8888", "prefix.docker.io:8888"),
+            (
+                "https://*.docker.io/path:1111",
+                "prefix.docker.io/path:1111",
+            ),
+            ("https://*.docker.io/v1/", "prefix.docker.io/path:1111"),
+            ("https://*.docker.io/v2/", "prefix.docker.io/path:1111"),
+            (
+                "https://prefix.docker.*/path:1111",
+                "prefix.docker.io/path:1111",
+            ),
+            ("prefix.docker.io:1111", "prefix.docker.io:1111/path"),
+            ("*.docker.io:1111", "prefix.docker.io:1111/path"),
+        ] {
+            let m = one_key(glob).lookup(&format!("{target}/foo/bar"));
+            assert_eq!(m.len(), 1, "{glob} vs {target}");
+            assert_eq!(m[0].credential.username, "foo");
+            assert_eq!(m[0].credential.password.expose_secret(), "pw-foo");
+        }
+        // TestKeyringMiss.
+        for (glob, target) in [
+            ("https://hello.kubernetes.io", "world.mesos.org/foo/bar"),
+            ("https://*.docker.com", "prefix.docker.io"),
+            ("https://suffix.*.io", "prefix.docker.io"),
+            ("https://prefix.docker.c*", "prefix.docker.io"),
+            (
+                "https://prefix.*.io/path:1111",
+                "prefix.docker.io/path/subpath:1111",
+            ),
+            ("suffix.*.io", "prefix.docker.io"),
+        ] {
+            assert!(
+                one_key(glob)
+                    .lookup(&format!("{target}/foo/bar"))
+                    .is_empty(),
+                "{glob} vs {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubelet_docker_hub_vectors() {
+        let k = one_key("https://index.docker.io/v1/");
+        // TestKeyringMissWithDockerHubCredentials.
+        assert!(k.lookup("world.mesos.org/foo/bar").is_empty());
+        // TestKeyringHitWithUnqualifiedDockerHub / ...LibraryDockerHub / ...QualifiedDockerHub.
+        for image in [
+            "google/docker-registry",
+            "jenkins",
+            "index.docker.io/v1//google/docker-registry",
+        ] {
+            let m = k.lookup(image);
+            assert_eq!(m.len(), 1, "{image}");
+            assert_eq!(m[0].credential.username, "foo");
+        }
+        // The qualified name matches the key itself, not through the fallback.
+        assert!(!k.lookup("index.docker.io/v1//google/docker-registry")[0].docker_hub_fallback);
+        assert!(k.lookup("jenkins")[0].docker_hub_fallback);
+        // Normalised names: every docker.io image, and (kubelet's quirk) `localhost/x` too.
+        assert_eq!(k.lookup("docker.io/library/nginx").len(), 1);
+        assert_eq!(k.lookup("localhost/x").len(), 1);
+        assert!(k.lookup("localhost:5000/x").is_empty());
+        // registry-1.docker.io and *.docker.io keys never match docker.io images.
+        let k = Keyring::new(&[secret(
+            "s",
+            &[("registry-1.docker.io", "r1"), ("*.docker.io", "glob")],
+        )]);
+        assert!(k.lookup("docker.io/library/nginx").is_empty());
+    }
+
+    #[test]
+    fn kubelet_is_default_registry_match() {
+        // keyring_test.go TestIsDefaultRegistryMatch.
+        for (image, want) in [
+            ("foo/bar", true),
+            ("docker.io/foo/bar", true),
+            ("index.docker.io/foo/bar", true),
+            ("foo", true),
+            ("", false),
+            ("registry.tld/foo/bar", false),
+            ("registry:5000/foo/bar", false),
+            ("myhostdocker.io/foo/bar", false),
+            ("/foo", false),
+        ] {
+            assert_eq!(is_default_registry_match(image), want, "{image:?}");
+        }
+    }
+
+    #[test]
+    fn kubelet_lookup_vectors() {
+        // keyring_test.go TestDockerKeyringLookup.
+        let k = Keyring::new(&[secret(
+            "s",
+            &[
+                ("bar.example.com/pong", "grace"),
+                ("bar.example.com", "ada"),
+            ],
+        )]);
+        let table: &[(&str, &[&str])] = &[
+            ("bar.example.com", &["ada"]),
+            ("bar.example.com/pong", &["grace", "ada"]),
+            ("bar.example.com/ping", &["ada"]),
+            ("bar.example.com/pongz", &["grace", "ada"]),
+            ("bar.example.com/pong/pang", &["grace", "ada"]),
+            ("example.com", &[]),
+            ("foo.example.com", &[]),
+        ];
+        for (image, want) in table {
+            let got: Vec<String> = k
+                .lookup(image)
+                .into_iter()
+                .map(|m| m.credential.username)
+                .collect();
+            assert_eq!(got, *want, "{image}");
+        }
+        // TestIssue3797.
+        let k = one_key("https://quay.io/v1/");
+        for image in ["quay.io", "quay.io/foo", "quay.io/foo/bar"] {
+            assert_eq!(k.lookup(image).len(), 1, "{image}");
+        }
+    }
+
+    #[test]
+    fn filepath_match_vectors() {
+        // Go path/filepath match_test.go (Unix).
+        let table: &[(&str, &str, Result<bool, BadPattern>)] = &[
+            ("abc", "abc", Ok(true)),
+            ("*", "abc", Ok(true)),
+            ("*c", "abc", Ok(true)),
+            ("a*", "a", Ok(true)),
+            ("a*", "abc", Ok(true)),
+            ("a*", "ab/c", Ok(false)),
+            ("a*/b", "abc/b", Ok(true)),
+            ("a*/b", "a/c/b", Ok(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", Ok(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", Ok(true)),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", Ok(false)),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", Ok(false)),
+            ("a*b?c*x", "abxbbxdbxebxczzx", Ok(true)),
+            ("a*b?c*x", "abxbbxdbxebxczzy", Ok(false)),
+            ("ab[c]", "abc", Ok(true)),
+            ("ab[b-d]", "abc", Ok(true)),
+            ("ab[e-g]", "abc", Ok(false)),
+            ("ab[^c]", "abc", Ok(false)),
+            ("ab[^b-d]", "abc", Ok(false)),
+            ("ab[^e-g]", "abc", Ok(true)),
+            ("a\\*b", "a*b", Ok(true)),
+            ("a\\*b", "ab", Ok(false)),
+            ("a?b", "a☺b", Ok(true)),
+            ("a[^a]b", "a☺b", Ok(true)),
+            ("a???b", "a☺b", Ok(false)),
+            ("a[^a][^a][^a]b", "a☺b", Ok(false)),
+            ("[a-ζ]*", "α", Ok(true)),
+            ("*[a-ζ]", "A", Ok(false)),
+            ("a?b", "a/b", Ok(false)),
+            ("a*b", "a/b", Ok(false)),
+            ("[\\]a]", "]", Ok(true)),
+            ("[\\-]", "-", Ok(true)),
+            ("[x\\-]", "x", Ok(true)),
+            ("[x\\-]", "-", Ok(true)),
+            ("[x\\-]", "z", Ok(false)),
+            ("[\\-x]", "x", Ok(true)),
+            ("[\\-x]", "-", Ok(true)),
+            ("[\\-x]", "a", Ok(false)),
+            ("[]a]", "]", Err(BadPattern)),
+            ("[-]", "-", Err(BadPattern)),
+            ("[x-]", "x", Err(BadPattern)),
+            ("[x-]", "-", Err(BadPattern)),
+            ("[x-]", "z", Err(BadPattern)),
+            ("[-x]", "x", Err(BadPattern)),
+            ("[-x]", "-", Err(BadPattern)),
+            ("[-x]", "a", Err(BadPattern)),
+            ("\\", "a", Err(BadPattern)),
+            ("[a-b-c]", "a", Err(BadPattern)),
+            ("[", "a", Err(BadPattern)),
+            ("[^", "a", Err(BadPattern)),
+            ("[^bc", "a", Err(BadPattern)),
+            ("a[", "a", Err(BadPattern)),
+            ("a[", "ab", Err(BadPattern)),
+            ("a[", "x", Err(BadPattern)),
+            ("a/b[", "x", Err(BadPattern)),
+            ("*x", "xxx", Ok(true)),
+            // Registry-label cases.
+            ("", "", Ok(true)),
+            ("", "a", Ok(false)),
+            ("*", "", Ok(true)),
+            ("reg*", "Registry", Ok(false)),
+            ("[A-Z]eg", "Reg", Ok(true)),
+            ("r[!0-9]", "r!", Ok(true)),
+            ("x*y*z", "xaybz", Ok(true)),
+            ("x*y*z", "xaybzq", Ok(false)),
+        ];
+        for (pattern, name, want) in table {
+            assert_eq!(
+                go_filepath_match(pattern, name),
+                *want,
+                "Match({pattern:?}, {name:?})"
+            );
+        }
+    }
+
+    fn reasons(k: &Keyring, image: &str) -> Vec<(String, Option<String>)> {
+        k.explain(image)
+            .into_iter()
+            .map(|v| (v.key.clone(), v.reason()))
+            .collect()
+    }
+
+    #[test]
+    fn explain_registry_url_mismatch() {
+        let k = one_key("private.registry.com");
+        let v = k.explain(
+            &reference::parse("registry.company.com/app")
+                .unwrap()
+                .repo_to_pull(),
+        );
+        assert_eq!(v.len(), 1);
+        assert!(!v[0].matched());
+        assert_eq!(v[0].secrets, ["s"]);
+        assert_eq!(
+            v[0].reason().unwrap(),
+            "host differs: key private.registry.com vs image registry.company.com"
+        );
+        assert!(k.lookup("registry.company.com/app").is_empty());
+    }
+
+    #[test]
+    fn explain_messages() {
+        let k = spec_keyring(true);
+        let r = reasons(&k, "registry.example.com:5000/other/app");
+        let get = |key: &str| {
+            r.iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, why)| why.clone())
+        };
+        assert_eq!(get("registry.example.com:5000"), None);
+        assert_eq!(
+            get("registry.example.com").unwrap(),
+            "port differs: \"\" vs \"5000\" (key vs image; the port must be written the same \
+             way in both)"
+        );
+        assert_eq!(
+            get("registry.example.com/team").unwrap(),
+            "port differs: \"\" vs \"5000\" (key vs image; the port must be written the same \
+             way in both); path /team is not a prefix of /other/app"
+        );
+        let r = reasons(&k, "registry.example.com/other/app");
+        let get = |key: &str| {
+            r.iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, why)| why.clone())
+        };
+        assert_eq!(
+            get("registry.example.com/team").unwrap(),
+            "path /team is not a prefix of /other/app"
+        );
+        assert_eq!(
+            get("quay.io/myorg").unwrap(),
+            "host differs: key quay.io vs image registry.example.com; path /myorg is not a \
+             prefix of /other/app"
+        );
+        assert_eq!(
+            get("ghcr.io").unwrap(),
+            "host differs: key ghcr.io vs image registry.example.com"
+        );
+        let r = reasons(&k, "a.b.example.com/x");
+        assert_eq!(
+            r.iter().find(|(k, _)| k == "*.example.com").unwrap().1,
+            Some(
+                "label count differs: key *.example.com has 3 labels, image a.b.example.com \
+                 has 4 (a `*` matches exactly one label)"
+                    .to_string()
+            )
+        );
+        let r = reasons(&k, "registry.example.org/x");
+        assert_eq!(
+            r.iter().find(|(k, _)| k == "*.example.com").unwrap().1,
+            Some(
+                "host differs: key *.example.com vs image registry.example.org (label 3: \
+                 pattern \"com\" does not match \"org\")"
+                    .to_string()
+            )
+        );
+        let r = reasons(&k, "Registry.Example.com/app");
+        assert_eq!(
+            r.iter()
+                .find(|(k, _)| k == "registry.example.com")
+                .unwrap()
+                .1,
+            Some(
+                "host differs: key registry.example.com vs image Registry.Example.com \
+                 (kubelet compares host names case-sensitively)"
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn explain_docker_hub_fallback() {
+        let k = spec_keyring(true);
+        let v = k.explain("docker.io/library/nginx");
+        let a = v.iter().find(|v| v.key == "index.docker.io").unwrap();
+        assert_eq!(
+            a.reason().unwrap(),
+            "used only as the Docker Hub fallback when nothing else matches, and another key of \
+             the same keyring matched"
+        );
+        let b = v.iter().find(|v| v.key == "docker.io").unwrap();
+        assert_eq!(b.outcome, KeyOutcome::Matched);
+        assert_eq!(
+            b.to_string(),
+            "pod-secrets key docker.io (secret regcred): matches"
+        );
+        let k = spec_keyring(false);
+        let v = k.explain("docker.io/library/nginx");
+        let a = v.iter().find(|v| v.key == "index.docker.io").unwrap();
+        assert_eq!(a.outcome, KeyOutcome::DockerHubFallback);
+        assert!(a.matched());
+        // Explain agrees with lookup on every row.
+        for k in [spec_keyring(true), spec_keyring(false)] {
+            for image in [
+                "docker.io/library/nginx",
+                "registry.example.com/team/app",
+                "registry.example.com:5000/app",
+                "foo.example.com/x",
+                "quay.io/other/app",
+                "localhost/x",
+            ] {
+                let explained: Vec<String> = k
+                    .explain(image)
+                    .into_iter()
+                    .filter(KeyVerdict::matched)
+                    .map(|v| v.key)
+                    .collect();
+                let mut looked_up: Vec<String> =
+                    k.lookup(image).into_iter().map(|m| m.key).collect();
+                looked_up.dedup();
+                assert_eq!(explained, looked_up, "{image}");
+            }
+        }
+    }
+
+    #[test]
+    fn explain_bad_keys() {
+        let k = Keyring::new(&[secret("s", &[("bad[.example.com", "u")])]);
+        assert_eq!(
+            reasons(&k, "bad.example.com/x")[0].1.as_deref(),
+            Some(
+                "key label \"bad[\" is not a valid glob pattern, so kubelet never matches this key"
+            )
+        );
+        // A key kubelet stored but cannot re-parse (a decoded zone): never matches.
+        let k = Keyring::new(&[secret("s", &[("https://[fe80::1%25eth0]:5000/", "u")])]);
+        assert_eq!(k.pod_secrets().keys(), ["[fe80::1%eth0]:5000"]);
+        assert_eq!(
+            reasons(&k, "x/y")[0].1.as_deref(),
+            Some("kubelet cannot parse the key as a URL, so it never matches any image")
+        );
+        assert!(k.lookup("[fe80::1%eth0]:5000/x").is_empty());
+    }
+
+    #[test]
+    fn split_host_port_like_go() {
+        for (input, want) in [
+            ("host:80", Some(("host", "80"))),
+            ("host:", Some(("host", ""))),
+            ("[::1]:80", Some(("::1", "80"))),
+            ("host", None),
+            ("[::1]", None),
+            ("a:b:c", None),
+            ("[::1]x:80", None),
+            ("reg[0-9].io:80", None),
+            ("", None),
+        ] {
+            assert_eq!(split_host_port(input), want, "{input:?}");
+        }
+        // A glob with a class and a port: Go's SplitHostPort fails on the '[', kubelet then takes
+        // port "" for the key, so it never matches an image with that port.
+        assert!(!urls_match_str(
+            "reg[0-9].example.com:5000",
+            "reg1.example.com:5000/x"
+        ));
+        let k = Keyring::new(&[secret("s", &[("reg[0-9].example.com:5000", "u")])]);
+        assert_eq!(
+            reasons(&k, "reg1.example.com:5000/x")[0].1.as_deref(),
+            Some(
+                "host differs: key reg[0-9].example.com:5000 vs image reg1.example.com (label 3: \
+                 pattern \"com:5000\" does not match \"com\"); port differs: \"\" vs \"5000\" (key \
+                 vs image; the port must be written the same way in both)"
+            )
+        );
+    }
+
+    #[test]
+    fn hostile_lookups_never_panic() {
+        let k = spec_keyring(true);
+        let long = "a".repeat(1 << 20);
+        for image in [
+            "",
+            "/",
+            "\0",
+            "[",
+            "%",
+            "%zz/x",
+            "a:b:c/x",
+            "é.example.com/x",
+            long.as_str(),
+            &format!("{long}.example.com/x"),
+            &String::from_utf8_lossy(b"\xff\xfe.example.com/x"),
+        ] {
+            let _ = k.lookup(image);
+            let _ = k.explain(image);
+        }
+        for (p, n) in [
+            ("[\u{10ffff}-", "x"),
+            ("[é", "é"),
+            ("*?*?*", "éé"),
+            ("\\é", "é"),
+        ] {
+            let _ = go_filepath_match(p, n);
+        }
+        assert_eq!(go_filepath_match("\\é", "é"), Ok(true));
+        assert_eq!(go_filepath_match("?", "é"), Ok(true));
+        assert_eq!(go_filepath_match("[é]", "é"), Ok(true));
+    }
+}
