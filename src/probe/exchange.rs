@@ -77,6 +77,7 @@ pub async fn exchange(
     let started = Instant::now();
     let out = session.send(req).await;
     let mut setup = 0.0;
+    result.network.extend(session.take_network());
     for (p, s) in session.take_phases() {
         setup += s;
         result.add_phase(p, s);

@@ -22,5 +22,6 @@ pub mod token;
 pub mod transport;
 
 pub use outcome::{
-    Class, Exchange, HostVerdict, KeyRef, Phase, ProbeResult, RateLimit, Reason, TlsInfo,
+    Class, Exchange, HostVerdict, KeyRef, NetworkStep, Phase, ProbeResult, RateLimit, Reason,
+    TlsInfo,
 };

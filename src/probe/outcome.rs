@@ -272,6 +272,19 @@ pub struct Exchange {
     pub error_message: Option<String>,
 }
 
+/// What the network layer did for one host: the addresses DNS gave and the one connected to.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct NetworkStep {
+    /// The host name looked up (or the IP literal).
+    pub host: String,
+    /// Where the addresses came from: `dns`, `--resolve`, or `literal`.
+    pub source: String,
+    /// Addresses returned, in order.
+    pub addresses: Vec<String>,
+    /// `ip:port` the TCP connection was made to (via the proxy, the proxy's), if it was made.
+    pub connected: Option<String>,
+}
+
 /// TLS facts about the registry's certificate chain, for the expiry metric and `check` output.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct TlsInfo {
@@ -359,6 +372,9 @@ pub struct ProbeResult {
     pub username: Option<String>,
     /// Every HTTP exchange, in order.
     pub exchanges: Vec<Exchange>,
+    /// Name resolution and TCP connections, per host contacted (registry, realm).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<NetworkStep>,
     /// TLS facts of the registry connection, when TLS was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsInfo>,
@@ -401,6 +417,7 @@ impl ProbeResult {
             auth_mode: None,
             username: None,
             exchanges: Vec::new(),
+            network: Vec::new(),
             tls: None,
             notes: Vec::new(),
             matched_keys: Vec::new(),

@@ -158,6 +158,7 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             result.add_phase(*p, *s);
         }
         result.exchanges.append(&mut host_result.exchanges);
+        result.network.append(&mut host_result.network);
         result.notes.append(&mut host_result.notes);
         if result.tls.is_none() {
             result.tls = host_result.tls.take();

@@ -201,6 +201,7 @@ pub async fn fetch(
 /// Time spent in HTTP exchanges only: network set-up is accounted in resolve/connect/tls.
 fn http_time(session: &mut Session, started: Instant, result: &mut ProbeResult) -> f64 {
     let mut setup = 0.0;
+    result.network.extend(session.take_network());
     for (p, s) in session.take_phases() {
         setup += s;
         result.add_phase(p, s);

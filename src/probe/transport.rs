@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
-use super::outcome::{Phase, TlsInfo};
+use super::outcome::{NetworkStep, Phase, TlsInfo};
 
 /// Largest body read from an error response or a `/v2/` answer (bytes). Spec: errors 64 KiB.
 pub const ERROR_BODY_CAP: usize = 64 * 1024;
@@ -404,6 +404,7 @@ impl Transport {
             conns: HashMap::new(),
             phases: Vec::new(),
             tls: HashMap::new(),
+            network: Vec::new(),
         }
     }
 }
@@ -492,9 +493,15 @@ pub struct Session {
     conns: HashMap<ConnKey, Sender>,
     phases: Vec<(Phase, f64)>,
     tls: HashMap<String, TlsInfo>,
+    network: Vec<NetworkStep>,
 }
 
 impl Session {
+    /// Name resolution and TCP connections made so far, and clears them.
+    pub fn take_network(&mut self) -> Vec<NetworkStep> {
+        std::mem::take(&mut self.network)
+    }
+
     /// Timings recorded so far, in order, and clears them.
     pub fn take_phases(&mut self) -> Vec<(Phase, f64)> {
         std::mem::take(&mut self.phases)
@@ -859,6 +866,7 @@ impl Session {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
                     self.record(Phase::Connect, started);
+                    self.note_connected(host, &sa);
                     return Ok(s);
                 }
                 Ok(Err(e)) => last = connect_failure(&e),
@@ -881,6 +889,7 @@ impl Session {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.phases.push((Phase::Resolve, 0.0));
+            self.note_resolved(host, "literal", &[ip]);
             return Ok(vec![ip]);
         }
         if let Some(o) = self
@@ -889,8 +898,10 @@ impl Session {
             .iter()
             .find(|o| o.host == host && o.port == port)
         {
+            let addr = o.addr;
             self.phases.push((Phase::Resolve, 0.0));
-            return Ok(vec![o.addr]);
+            self.note_resolved(host, "--resolve", &[addr]);
+            return Ok(vec![addr]);
         }
         let started = Instant::now();
         // Go resolves inside the dialer, so the dial timeout bounds the lookup too.
@@ -907,15 +918,32 @@ impl Session {
                     DnsFailure::NoRecords
                 } else {
                     // Go prefers IPv4 first only through Happy Eyeballs; keep the order given.
+                    self.note_resolved(host, "dns", &ips);
                     return Ok(ips);
                 }
             }
             Ok(Err(e)) => dns_failure(&e),
         };
+        self.note_resolved(host, "dns", &[]);
         Err(TransportError::Dns {
             host: host.to_string(),
             kind,
         })
+    }
+
+    fn note_resolved(&mut self, host: &str, source: &str, ips: &[IpAddr]) {
+        self.network.push(NetworkStep {
+            host: host.to_string(),
+            source: source.to_string(),
+            addresses: ips.iter().map(IpAddr::to_string).collect(),
+            connected: None,
+        });
+    }
+
+    fn note_connected(&mut self, host: &str, addr: &SocketAddr) {
+        if let Some(step) = self.network.iter_mut().rev().find(|n| n.host == host) {
+            step.connected = Some(addr.to_string());
+        }
     }
 
     async fn tls_handshake(

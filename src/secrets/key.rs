@@ -113,14 +113,13 @@ pub fn registry_label(key: &str) -> String {
 
 /// The key as written, with any URL user-info (`user:pw@`) replaced by `xxxxx@`, for display.
 /// The user-info is located exactly where Go's parser finds it (after `//`, before the first
-/// `/`, `?` or `#`, up to the last `@`).
+/// `/`, `?` or `#`, up to the last `@`), and also after any other `scheme://` prefix
+/// (`HTTPS://user:pw@host`, `docker://user:pw@host`): kubelet does not parse those as URLs with
+/// user-info, so the password would stay in the key, and the key is the `registry` label.
 pub fn redact_key(raw: &str) -> Cow<'_, str> {
-    let start = if let Some(rest) = raw.strip_prefix("https://") {
-        raw.len() - rest.len()
-    } else if let Some(rest) = raw.strip_prefix("http://") {
-        raw.len() - rest.len()
-    } else {
-        0
+    let start = match raw.find("://") {
+        Some(i) if is_scheme(&raw[..i]) => i + 3,
+        _ => 0,
     };
     let after = &raw[start..];
     let end = after.find(['/', '?', '#']).unwrap_or(after.len());
@@ -128,6 +127,13 @@ pub fn redact_key(raw: &str) -> Cow<'_, str> {
         Some(at) => Cow::Owned(format!("{}xxxxx{}", &raw[..start], &after[at..])),
         None => Cow::Borrowed(raw),
     }
+}
+
+/// An RFC 3986 scheme: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// Go's `url.Parse(value)` for a value starting with `https://` or `http://`, returning the
@@ -557,5 +563,25 @@ mod tests {
             redact_key("https://index.docker.io/v1/"),
             "https://index.docker.io/v1/"
         );
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `secret_planted`): with a scheme kubelet does not
+    /// recognise (it matches `https://` and `http://` case-sensitively), the user-info stayed in
+    /// the shown key and, through the keyring key, in the `registry` label.
+    #[test]
+    fn redaction_hides_userinfo_after_any_scheme() {
+        assert_eq!(redact_key("HTTPS://:pw@"), "HTTPS://xxxxx@");
+        assert_eq!(
+            redact_key("Http://user:pw@ghcr.io/v2/"),
+            "Http://xxxxx@ghcr.io/v2/"
+        );
+        assert_eq!(redact_key("docker://u:pw@h/x@y"), "docker://xxxxx@h/x@y");
+        // Not a scheme: the user-info search starts at the beginning, as before.
+        assert_eq!(redact_key("ghcr.io/a://b@c"), "ghcr.io/a://b@c");
+        assert_eq!(redact_key("1a://b@c"), "xxxxx@c");
+        // The keyring key of such an entry keeps the user-info (kubelet's `Host + Path`).
+        let n = normalize_key("HTTPS://user:pw@registry.example.com").unwrap();
+        assert_eq!(n.key, "HTTPS://user:pw@registry.example.com");
+        assert_eq!(redact_key(&n.key), "HTTPS://xxxxx@registry.example.com");
     }
 }
