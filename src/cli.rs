@@ -146,6 +146,13 @@ pub struct ServeArgs {
     /// HTTP listen address for /metrics, /status, /-/healthy, /-/ready, /-/reload.
     #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Spread the first probes over a random delay up to this (at most the interval), so a
+    /// DaemonSet rolled out at once does not hit a registry from every node together.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    pub startup_spread: Duration,
+    /// Probes in flight per registry host at most.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub registry_concurrency: u16,
     /// Re-read the inputs this often even without a reload signal.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DUR")]
     pub reload_interval: Duration,

@@ -34,3 +34,4 @@ pub mod report;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod watch;

@@ -71,6 +71,8 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         interval: args.interval,
         reload_interval: args.reload_interval,
         concurrency: args.inputs.concurrency as usize,
+        registry_concurrency: args.registry_concurrency as usize,
+        startup_spread: args.startup_spread,
     };
     tracing::info!(
         listen = %args.listen,

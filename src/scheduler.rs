@@ -1,17 +1,29 @@
-//! The daemon's loop: load inputs, probe every credential at start, then each one every
-//! `--interval` (jittered ±10% so a fleet does not probe in lock-step), with at most
-//! `--concurrency` probes in flight and at most one per `(registry, secret)`.
+//! The daemon's loop: load inputs, probe every credential and canary image, then each one
+//! every `--interval`, and keep the fleet gentle on registries.
 //!
-//! Inputs are re-read on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` as a
-//! safety net. A new or changed credential is probed at once; a removed one loses its series
-//! ([`Store::set_inputs`]); when the inputs cannot be read the last good state is kept and
-//! `regprobe_config_last_reload_successful` drops to 0.
+//! * **Timing**: the first probe of each slot is spread over `--startup-spread` (a DaemonSet
+//!   rolled out at once does not hit a registry from every node in the same second); later
+//!   probes come every `--interval` jittered ±10%, so nodes drift apart.
+//! * **Load**: at most `--concurrency` probes in flight, at most one per slot (a
+//!   `(registry, secret)` pair or an image), and at most `--registry-concurrency` per registry
+//!   host.
+//! * **Failures**: a slot that keeps failing backs off exponentially (×2 per consecutive
+//!   failure, at most ×2 the interval, so the stale alert never mistakes it); one success, or a change of its inputs, brings it back
+//!   to the normal interval at once. A `429` (`rate_limited`) is never retried within the
+//!   probe; no slot of that registry is probed again before its `Retry-After` (or one
+//!   interval when the registry gave none).
+//! * **Reload**: inputs are re-read when a watched directory changes ([`crate::watch`],
+//!   debounced), on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` as a safety net.
+//!   A new or changed credential is probed at once; a removed one loses its series
+//!   ([`Store::set_inputs`]). A secret that stops parsing (a half-written file, a bad update)
+//!   keeps its last good credentials probing while it reports `secret_invalid`, and
+//!   `regprobe_config_last_reload_successful` drops to 0 until every input parses again.
 //!
 //! State changes are logged at info (recovered) or warn (failing, reason changed); every probe's
 //! detail at debug. Nothing logged carries a credential.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,19 +37,46 @@ use crate::cli::{log_result, InputArgs};
 use crate::plan::ImagePlan;
 use crate::probe::credential::{probe_credential, CredentialTarget, ProbeEnv};
 use crate::probe::pull::probe_image;
-use crate::probe::ProbeResult;
+use crate::probe::{ProbeResult, Reason};
 use crate::report::{ProbeKey, Store};
 use crate::server::AppState;
+use crate::watch::{watch, WatchSet};
 
 /// Settings of the loop.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// Probe period per credential.
+    /// Probe period per slot.
     pub interval: Duration,
     /// Periodic re-read of the inputs.
     pub reload_interval: Duration,
     /// Probes in flight at most.
     pub concurrency: usize,
+    /// Probes in flight per registry host at most.
+    pub registry_concurrency: usize,
+    /// The first probe of each slot is delayed by a random time in `[0, startup_spread)`.
+    pub startup_spread: Duration,
+}
+
+/// Longest back-off, as a multiple of the interval. Kept at 2 so that a pair failing for good
+/// is still probed within `RegprobeProbeStale`'s threshold of 3 intervals (with ±10% jitter,
+/// at most 2.2 intervals apart).
+pub const MAX_BACKOFF_FACTOR: u32 = 2;
+/// Quiet time after a file event before reloading (kubelet's swap is several events).
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// `interval × U(0.9, 1.1)`.
+pub fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+}
+
+/// The delay before the next probe of a slot after `consecutive_failures` failures in a row:
+/// the interval, doubled per failure after the first, at most [`MAX_BACKOFF_FACTOR`] times.
+pub fn backoff(interval: Duration, consecutive_failures: u32) -> Duration {
+    let factor = match consecutive_failures {
+        0 | 1 => 1,
+        n => 2u32.saturating_pow(n - 1).min(MAX_BACKOFF_FACTOR),
+    };
+    interval * factor
 }
 
 /// What a slot probes.
@@ -54,13 +93,6 @@ enum Job {
 enum SlotKey {
     Credential(ProbeKey),
     Image(String),
-}
-
-struct Slot {
-    job: Job,
-    fingerprint: u64,
-    next_due: Instant,
-    in_flight: bool,
 }
 
 impl Job {
@@ -82,11 +114,34 @@ impl Job {
                 .collect(),
         }
     }
+
+    /// The registry host the job's requests go to (for the per-registry limit and holds).
+    fn registry_host(&self) -> String {
+        match self {
+            Job::Credential(t) => t.host.host.clone(),
+            Job::Image(p) => p
+                .attempts
+                .first()
+                .map(|a| a.namespace.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The secret of a credential job.
+    fn secret(&self) -> Option<&str> {
+        match self {
+            Job::Credential(t) => Some(&t.secret),
+            Job::Image(_) => None,
+        }
+    }
 }
 
-/// `next = now + interval × U(0.9, 1.1)`.
-pub fn jittered(interval: Duration) -> Duration {
-    interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+struct Slot {
+    job: Job,
+    fingerprint: u64,
+    next_due: Instant,
+    in_flight: bool,
+    consecutive_failures: u32,
 }
 
 fn unix_now() -> f64 {
@@ -121,18 +176,34 @@ fn fingerprint(hasher: &RandomState, job: &Job) -> u64 {
             for a in &p.attempts {
                 a.secret.hash(&mut h);
                 a.key.hash(&mut h);
+                let (u, pw) = a
+                    .credential
+                    .as_ref()
+                    .map(|c| (c.username.as_str(), c.password.expose_secret()))
+                    .unwrap_or(("", ""));
                 for host in &a.hosts {
-                    let (u, pw) = a
-                        .credential
-                        .as_ref()
-                        .map(|c| (c.username.as_str(), c.password.expose_secret()))
-                        .unwrap_or(("", ""));
                     hash_target(&mut h, host, u, pw);
                 }
             }
         }
     }
     h.finish()
+}
+
+/// The loop's state between events.
+struct Scheduler {
+    inputs: InputArgs,
+    schedule: Schedule,
+    store: Arc<Store>,
+    hasher: RandomState,
+    slots: HashMap<SlotKey, Slot>,
+    /// Registry host → no probe before this instant (after a 429).
+    holds: HashMap<String, Instant>,
+    /// Registry host → its limit on probes in flight.
+    registry_sems: HashMap<String, Arc<Semaphore>>,
+    /// Secret id → the credential targets of its last good parse.
+    last_good: HashMap<String, Vec<CredentialTarget>>,
+    first_load: bool,
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -143,51 +214,45 @@ pub async fn run(
     state: Arc<AppState>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let store = Arc::clone(&state.store);
-    let hasher = RandomState::new();
-    let mut slots: HashMap<SlotKey, Slot> = HashMap::new();
+    let audit_all = inputs.audit_all;
     let sem = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
     let (tx, mut rx) = mpsc::channel::<(SlotKey, Vec<ProbeResult>)>(64);
-    let audit_all = inputs.audit_all;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut reload_tick = tokio::time::interval_at(
         Instant::now() + schedule.reload_interval,
         schedule.reload_interval,
     );
+    let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
+    let sources = inputs.sources();
+    let hosts_dirs = inputs.hosts_dirs().unwrap_or_default();
+    let mut files: Vec<_> = sources.secret_files.clone();
+    files.extend(sources.node_config.clone());
+    let watcher = watch(
+        &WatchSet::of(&sources.secrets_dirs, &files, &hosts_dirs),
+        fs_tx,
+    );
+    for w in &watcher.warnings {
+        tracing::warn!(warning = %w, "input watch");
+    }
+    let mut pending_reload: Option<Instant> = None;
 
-    reload(&inputs, &store, &hasher, &mut slots);
+    let mut s = Scheduler {
+        inputs,
+        schedule,
+        store: Arc::clone(&state.store),
+        hasher: RandomState::new(),
+        slots: HashMap::new(),
+        holds: HashMap::new(),
+        registry_sems: HashMap::new(),
+        last_good: HashMap::new(),
+        first_load: true,
+    };
+    s.reload();
     state.ready.store(true, Ordering::SeqCst);
 
     loop {
-        // Launch everything due.
-        let now = Instant::now();
-        for (key, slot) in slots.iter_mut() {
-            if slot.in_flight || slot.next_due > now {
-                continue;
-            }
-            slot.in_flight = true;
-            let (env, job, tx, sem, key) = (
-                env.clone(),
-                slot.job.clone(),
-                tx.clone(),
-                Arc::clone(&sem),
-                key.clone(),
-            );
-            tokio::spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else {
-                    return;
-                };
-                let results = job.run(&env, audit_all).await;
-                let _ = tx.send((key, results)).await;
-            });
-        }
-        let next_due = slots
-            .values()
-            .filter(|s| !s.in_flight)
-            .map(|s| s.next_due)
-            .min()
-            .unwrap_or_else(|| Instant::now() + schedule.interval);
-
+        s.launch_due(&env, &sem, &tx, audit_all);
+        let next_due = s.next_due();
         let hup_fut = async {
             match hup.as_mut() {
                 Some(h) => {
@@ -196,129 +261,263 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        let debounce = async {
+            match pending_reload {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep_until(next_due) => {}
-            Some((key, results)) = rx.recv() => {
-                if let Some(slot) = slots.get_mut(&key) {
-                    slot.in_flight = false;
-                    slot.next_due = Instant::now() + jittered(schedule.interval);
-                    for result in results {
-                        let previous = store.latest_for(&ProbeKey::of(&result));
-                        log_transition(previous.as_ref(), &result);
-                        log_result(&result);
-                        store.record(result);
-                    }
-                }
-                // Results for a slot removed by a reload meanwhile are dropped.
+            Some((key, results)) = rx.recv() => s.finished(&key, results),
+            Some(()) = fs_rx.recv() => {
+                pending_reload = Some(Instant::now() + RELOAD_DEBOUNCE);
+            }
+            _ = debounce => {
+                pending_reload = None;
+                tracing::info!("inputs changed on disk; reloading");
+                s.reload();
             }
             _ = state.reload.notified() => {
                 tracing::info!("reload requested over HTTP");
-                reload(&inputs, &store, &hasher, &mut slots);
+                s.reload();
             }
             _ = hup_fut => {
                 tracing::info!("reload requested by SIGHUP");
-                reload(&inputs, &store, &hasher, &mut slots);
+                s.reload();
             }
-            _ = reload_tick.tick() => {
-                reload(&inputs, &store, &hasher, &mut slots);
-            }
+            _ = reload_tick.tick() => s.reload(),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down the scheduler");
                 break;
             }
         }
     }
+    drop(watcher);
 }
 
-/// Re-reads the inputs and reconciles the slots. On failure the last good state is kept.
-fn reload(
-    inputs: &InputArgs,
-    store: &Store,
-    hasher: &RandomState,
-    slots: &mut HashMap<SlotKey, Slot>,
-) {
-    let (plan, images) = match inputs.load(&[]) {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::warn!(error = %e, "reloading inputs failed; keeping the last good state");
-            store.set_reload_status(false, unix_now());
-            return;
-        }
-    };
-    for w in &plan.warnings {
-        tracing::warn!(warning = %w, "host configuration");
+impl Scheduler {
+    fn registry_sem(&mut self, host: &str) -> Arc<Semaphore> {
+        let n = self.schedule.registry_concurrency.max(1);
+        Arc::clone(
+            self.registry_sems
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(n))),
+        )
     }
-    let jobs = plan
-        .targets
-        .into_iter()
-        .map(|t| {
-            (
-                SlotKey::Credential(ProbeKey::credential(t.registry.clone(), t.secret.clone())),
-                Job::Credential(t),
-            )
-        })
-        .chain(
-            images
-                .into_iter()
-                .map(|p| (SlotKey::Image(p.image.clone()), Job::Image(p))),
-        );
-    let mut keep: Vec<ProbeKey> = Vec::new();
-    let mut fresh: HashMap<SlotKey, Slot> = HashMap::new();
-    for (key, job) in jobs {
-        let fp = fingerprint(hasher, &job);
-        keep.extend(job.keys());
-        let slot = match slots.remove(&key) {
-            Some(old) if old.fingerprint == fp => old,
-            old => {
-                tracing::info!(
-                    ?key,
-                    "{}; probing now",
-                    if old.is_some() {
-                        "inputs changed"
-                    } else {
-                        "new probe"
+
+    fn launch_due(
+        &mut self,
+        env: &ProbeEnv,
+        sem: &Arc<Semaphore>,
+        tx: &mpsc::Sender<(SlotKey, Vec<ProbeResult>)>,
+        audit_all: bool,
+    ) {
+        let now = Instant::now();
+        let due: Vec<SlotKey> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.in_flight && s.next_due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let host = self.slots[&key].job.registry_host();
+            if let Some(until) = self.holds.get(&host).copied() {
+                if until > now {
+                    // Rate-limited registry: wait for its Retry-After.
+                    if let Some(slot) = self.slots.get_mut(&key) {
+                        slot.next_due = until;
                     }
-                );
-                Slot {
-                    job,
-                    fingerprint: fp,
-                    next_due: Instant::now(),
-                    in_flight: old.is_some_and(|o| o.in_flight),
+                    continue;
                 }
             }
-        };
-        fresh.insert(key, slot);
-    }
-    for key in slots.keys() {
-        tracing::info!(?key, "probe removed; dropping its series");
-    }
-    *slots = fresh;
-    for r in &plan.invalid {
-        keep.push(ProbeKey::of(r));
-    }
-    store.set_inputs(&plan.secrets, &keep);
-    for r in plan.invalid {
-        let previous = store.latest_for(&ProbeKey::of(&r));
-        if previous.as_ref().map(|p| &p.detail) != Some(&r.detail) {
-            tracing::warn!(secret = r.secret.as_deref().unwrap_or(""), detail = %r.detail, "secret invalid");
+            let registry_sem = self.registry_sem(&host);
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            slot.in_flight = true;
+            let (env, job, tx, sem) = (env.clone(), slot.job.clone(), tx.clone(), Arc::clone(sem));
+            tokio::spawn(async move {
+                let Ok(_global) = sem.acquire_owned().await else {
+                    return;
+                };
+                let Ok(_per_registry) = registry_sem.acquire_owned().await else {
+                    return;
+                };
+                let results = job.run(&env, audit_all).await;
+                let _ = tx.send((key, results)).await;
+            });
         }
-        store.record(r);
     }
-    store.set_reload_status(true, unix_now());
+
+    fn next_due(&self) -> Instant {
+        self.slots
+            .values()
+            .filter(|s| !s.in_flight)
+            .map(|s| s.next_due)
+            .min()
+            .unwrap_or_else(|| Instant::now() + self.schedule.interval)
+    }
+
+    /// Records a slot's results and schedules its next run.
+    fn finished(&mut self, key: &SlotKey, results: Vec<ProbeResult>) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            // Removed by a reload meanwhile: its results are dropped.
+            return;
+        };
+        slot.in_flight = false;
+        let ok = match key {
+            SlotKey::Image(_) => results.iter().any(|r| r.success),
+            SlotKey::Credential(_) => results.iter().all(|r| r.success),
+        };
+        slot.consecutive_failures = if ok { 0 } else { slot.consecutive_failures + 1 };
+        let wait = backoff(self.schedule.interval, slot.consecutive_failures);
+        slot.next_due = Instant::now() + jittered(wait);
+        if let Some(limited) = results
+            .iter()
+            .find(|r| r.reason == Some(Reason::RateLimited))
+        {
+            let hold = limited
+                .retry_after_seconds
+                .map(Duration::from_secs)
+                .unwrap_or(self.schedule.interval)
+                .max(self.schedule.interval.min(Duration::from_secs(60)));
+            let host = slot.job.registry_host();
+            tracing::warn!(registry = %host, hold = ?hold, "rate limited; holding probes of this registry");
+            self.holds.insert(host, Instant::now() + hold);
+        }
+        for result in results {
+            let previous = self.store.latest_for(&ProbeKey::of(&result));
+            log_transition(previous.as_ref(), &result);
+            log_result(&result);
+            self.store.record(result);
+        }
+    }
+
+    /// Re-reads the inputs and reconciles the slots. When the inputs cannot be read the last
+    /// good state is kept whole; a secret that no longer parses keeps its last good targets.
+    fn reload(&mut self) {
+        let (mut plan, images) = match self.inputs.load(&[]) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading inputs failed; keeping the last good state");
+                self.store.set_reload_status(false, unix_now());
+                return;
+            }
+        };
+        for w in &plan.warnings {
+            tracing::warn!(warning = %w, "host configuration");
+        }
+        // Remember each valid secret's targets; bring back the last good ones of a secret
+        // that no longer parses.
+        let invalid: BTreeSet<String> = plan
+            .secrets
+            .iter()
+            .filter(|(_, valid)| !valid)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut by_secret: HashMap<String, Vec<CredentialTarget>> = HashMap::new();
+        for t in &plan.targets {
+            by_secret
+                .entry(t.secret.clone())
+                .or_default()
+                .push(t.clone());
+        }
+        for (id, valid) in &plan.secrets {
+            if *valid {
+                self.last_good
+                    .insert(id.clone(), by_secret.remove(id).unwrap_or_default());
+            } else if let Some(targets) = self.last_good.get(id) {
+                tracing::warn!(secret = %id, "secret no longer parses; probing its last good credentials");
+                plan.targets.extend(targets.iter().cloned());
+            }
+        }
+        let present: BTreeSet<&String> = plan.secrets.iter().map(|(id, _)| id).collect();
+        self.last_good.retain(|id, _| present.contains(id));
+
+        let jobs = plan
+            .targets
+            .into_iter()
+            .map(|t| {
+                (
+                    SlotKey::Credential(ProbeKey::credential(t.registry.clone(), t.secret.clone())),
+                    Job::Credential(t),
+                )
+            })
+            .chain(
+                images
+                    .into_iter()
+                    .map(|p| (SlotKey::Image(p.image.clone()), Job::Image(p))),
+            );
+        let mut keep: Vec<ProbeKey> = Vec::new();
+        let mut fresh: HashMap<SlotKey, Slot> = HashMap::new();
+        let spread = if self.first_load {
+            self.schedule.startup_spread.min(self.schedule.interval)
+        } else {
+            Duration::ZERO
+        };
+        for (key, job) in jobs {
+            let fp = fingerprint(&self.hasher, &job);
+            keep.extend(job.keys());
+            let slot = match self.slots.remove(&key) {
+                Some(old) if old.fingerprint == fp => old,
+                old => {
+                    if !self.first_load {
+                        tracing::info!(
+                            ?key,
+                            secret = job.secret().unwrap_or(""),
+                            "{}; probing now",
+                            if old.is_some() {
+                                "inputs changed"
+                            } else {
+                                "new probe"
+                            }
+                        );
+                    }
+                    Slot {
+                        job,
+                        fingerprint: fp,
+                        next_due: Instant::now() + spread.mul_f64(fastrand::f64()),
+                        in_flight: old.is_some_and(|o| o.in_flight),
+                        consecutive_failures: 0,
+                    }
+                }
+            };
+            fresh.insert(key, slot);
+        }
+        for key in self.slots.keys() {
+            tracing::info!(?key, "probe removed; dropping its series");
+        }
+        self.slots = fresh;
+        self.first_load = false;
+        for r in &plan.invalid {
+            keep.push(ProbeKey::of(r));
+        }
+        self.store.set_inputs(&plan.secrets, &keep);
+        for r in plan.invalid {
+            let previous = self.store.latest_for(&ProbeKey::of(&r));
+            if previous.as_ref().map(|p| &p.detail) != Some(&r.detail) {
+                tracing::warn!(secret = r.secret.as_deref().unwrap_or(""), detail = %r.detail, "secret invalid");
+            }
+            self.store.record(r);
+        }
+        self.store.set_reload_status(invalid.is_empty(), unix_now());
+    }
 }
 
 fn log_transition(previous: Option<&ProbeResult>, now: &ProbeResult) {
     let secret = now.secret.as_deref().unwrap_or("");
+    let what = now.image.as_deref().unwrap_or(&now.registry);
     match (previous, now.success) {
-        (Some(p), true) if !p.success => tracing::info!(
-            registry = %now.registry, secret, "recovered: the credential works again"
-        ),
-        (None, true) => tracing::info!(registry = %now.registry, secret, "credential works"),
+        (Some(p), true) if !p.success => {
+            tracing::info!(target_ = %what, secret, "recovered: the probe succeeds again")
+        }
+        (None, true) => tracing::info!(target_ = %what, secret, "probe succeeds"),
         (prev, false) => {
             let changed = prev.is_none_or(|p| p.success || p.reason != now.reason);
             if changed {
                 tracing::warn!(
-                    registry = %now.registry,
+                    target_ = %what,
                     secret,
                     reason = now.reason.map(|r| r.as_str()).unwrap_or(""),
                     class = now.class.map(|c| c.as_str()).unwrap_or(""),
@@ -345,5 +544,16 @@ mod tests {
                 "{j:?}"
             );
         }
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let i = Duration::from_secs(300);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), i);
+        assert_eq!(backoff(i, 2), i * 2);
+        assert_eq!(backoff(i, 3), i * MAX_BACKOFF_FACTOR);
+        assert_eq!(backoff(i, 10), i * MAX_BACKOFF_FACTOR);
+        assert_eq!(backoff(i, u32::MAX), i * MAX_BACKOFF_FACTOR);
     }
 }

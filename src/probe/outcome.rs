@@ -393,6 +393,9 @@ pub struct ProbeResult {
     /// Image probes: the manifest digest the HEAD returned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Seconds the registry or token service asked to wait (`Retry-After` of a 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
     /// Docker Hub's rate-limit headers, when the registry sent them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimit>,
@@ -424,6 +427,7 @@ impl ProbeResult {
             key_verdicts: Vec::new(),
             hosts: Vec::new(),
             digest: None,
+            retry_after_seconds: None,
             ratelimit: None,
         }
     }
