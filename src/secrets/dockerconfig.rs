@@ -246,10 +246,12 @@ fn decode_entries(
                 "key \"{shown}\" has no host; it can never match an image"
             ));
         }
+        // A key like `HTTPS://user:pw@host` keeps its user-info in kubelet's key (as path text):
+        // hide it there too, since the key is shown and `registry` is a metrics label.
         out.push(AuthEntry {
             raw_key: shown,
-            key: normalized.key,
-            registry: normalized.registry,
+            key: redact_key(&normalized.key).into_owned(),
+            registry: redact_key(&normalized.registry).into_owned(),
             wildcard: normalized.wildcard,
             credential,
             dropped_token: entry.dropped_token,
@@ -712,7 +714,8 @@ mod tests {
     #[test]
     fn unparseable_key_skipped_with_warning() {
         let p = parse_dockerconfigjson(br#"{"auths":{"ghcr.io:abc":{},"ok.io":{}}}"#);
-        assert!(p.warnings.iter().any(|w| w.contains("\"ghcr.io:abc\"")
+        // The bad port is hidden: it may be a password whose `@` is missing (`user:pw/host`).
+        assert!(p.warnings.iter().any(|w| w.contains("\"ghcr.io:xxxxx\"")
             && w.contains("invalid port")
             && w.contains("kubelet skips")));
         let entries = ok(p);
@@ -833,5 +836,32 @@ mod tests {
         assert_eq!(entries[0].raw_key, "xxxxx@ghcr.io");
         assert_eq!(entries[0].key, "ghcr.io");
         assert!(!format!("{entries:?}").contains("hunter2"));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `secret_planted`): kubelet prefixes `https://` unless
+    /// the key starts with `https://` or `http://` (case-sensitively), so the user-info of
+    /// `HTTPS://user:pw@host` ends up in the keyring key as path text; the password was shown in
+    /// `raw_key`, `key` and the `registry` metrics label.
+    #[test]
+    fn userinfo_after_an_unrecognised_scheme_is_redacted() {
+        for raw in [
+            "HTTPS://bob:hunter2@ghcr.io",
+            "HTTPS://:hunter2@",
+            "docker://bob:hunter2@ghcr.io/v2/",
+            "ghcr.io://bob:hunter2@x",
+        ] {
+            let json = format!(r#"{{"auths":{{"{raw}":{{"username":"u","password":"p"}}}}}}"#);
+            let p = parse_dockerconfigjson(json.as_bytes());
+            let shown = format!("{:?} {:?}", p.entries, p.warnings);
+            assert!(!shown.contains("hunter2"), "{raw}: {shown}");
+            let e = one(&json);
+            assert!(e.raw_key.contains("xxxxx@"), "{raw}: {e:?}");
+            assert!(
+                e.key.contains("xxxxx@") && e.registry.contains("xxxxx@"),
+                "{e:?}"
+            );
+        }
+        let e = one(r#"{"auths":{"HTTPS://bob:hunter2@ghcr.io":{}}}"#);
+        assert_eq!(e.key, "HTTPS://xxxxx@ghcr.io");
     }
 }

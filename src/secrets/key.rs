@@ -112,28 +112,49 @@ pub fn registry_label(key: &str) -> String {
 }
 
 /// The key as written, with any URL user-info (`user:pw@`) replaced by `xxxxx@`, for display.
-/// The user-info is located exactly where Go's parser finds it (after `//`, before the first
-/// `/`, `?` or `#`, up to the last `@`), and also after any other `scheme://` prefix
-/// (`HTTPS://user:pw@host`, `docker://user:pw@host`): kubelet does not parse those as URLs with
-/// user-info, so the password would stay in the key, and the key is the `registry` label.
+/// The user-info is located where Go's parser finds it (after `//`, before the first `/`, `?` or
+/// `#`, up to the last `@`). A `://` before that point does not end the search: kubelet parses
+/// only `https://` and `http://` (case-sensitively) as a scheme, so in `HTTPS://user:pw@host` or
+/// `docker://user:pw@host` the user-info stays in the keyring key (and so in the `registry`
+/// label) as path text; it is hidden all the same. Without user-info, a port that is not digits
+/// (`https://user:pw/host`, a user-info whose `@` is missing; Go refuses it) is shown as `xxxxx`.
 pub fn redact_key(raw: &str) -> Cow<'_, str> {
-    let start = match raw.find("://") {
-        Some(i) if is_scheme(&raw[..i]) => i + 3,
-        _ => 0,
+    let bytes = raw.as_bytes();
+    // Whether the `/` at `i` belongs to a `://`.
+    let in_separator = |i: usize| {
+        (i >= 1 && bytes[i - 1..].starts_with(b"://"))
+            || (i >= 2 && bytes[i - 2..].starts_with(b"://"))
     };
-    let after = &raw[start..];
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    match after[..end].rfind('@') {
-        Some(at) => Cow::Owned(format!("{}xxxxx{}", &raw[..start], &after[at..])),
-        None => Cow::Borrowed(raw),
+    let end = (0..bytes.len())
+        .find(|&i| matches!(bytes[i], b'?' | b'#') || (bytes[i] == b'/' && !in_separator(i)))
+        .unwrap_or(bytes.len());
+    let authority = &raw[..end];
+    if let Some(at) = authority.rfind('@') {
+        let start = match raw[..at].find("://") {
+            Some(i) if !raw[..i].contains('@') => i + 3,
+            _ => 0,
+        };
+        return Cow::Owned(format!("{}xxxxx{}", &raw[..start], &raw[at..]));
     }
-}
-
-/// An RFC 3986 scheme: a letter, then letters, digits, `+`, `-` or `.`.
-fn is_scheme(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    let host_start = authority.rfind("://").map_or(0, |i| i + 3);
+    let host = &authority[host_start..];
+    // Where the port starts (at `:`), and whether it is `:digits` as Go requires.
+    let (port_at, valid) = if host.starts_with('[') {
+        match host.rfind(']') {
+            Some(close) => (close + 1, valid_optional_port(&host[close + 1..])),
+            None => return Cow::Borrowed(raw),
+        }
+    } else {
+        match (host.find(':'), host.rfind(':')) {
+            (Some(first), Some(last)) => (first + 1, valid_optional_port(&host[last..])),
+            _ => return Cow::Borrowed(raw),
+        }
+    };
+    if valid {
+        return Cow::Borrowed(raw);
+    }
+    let cut = host_start + port_at;
+    Cow::Owned(format!("{}xxxxx{}", &raw[..cut], &raw[end..]))
 }
 
 /// Go's `url.Parse(value)` for a value starting with `https://` or `http://`, returning the
@@ -565,9 +586,10 @@ mod tests {
         );
     }
 
-    /// Found by fuzzing (`fuzz/`, target `secret_planted`): with a scheme kubelet does not
-    /// recognise (it matches `https://` and `http://` case-sensitively), the user-info stayed in
-    /// the shown key and, through the keyring key, in the `registry` label.
+    /// Found by fuzzing (`fuzz/`, targets `secret_planted`, `secret_content`): with a scheme
+    /// kubelet does not recognise (it matches `https://` and `http://` case-sensitively), the
+    /// user-info stayed in the shown key and, through the keyring key, in the `registry` label;
+    /// a user-info without its `@` was shown in the "not a valid registry URL" warning.
     #[test]
     fn redaction_hides_userinfo_after_any_scheme() {
         assert_eq!(redact_key("HTTPS://:pw@"), "HTTPS://xxxxx@");
@@ -578,7 +600,29 @@ mod tests {
         assert_eq!(redact_key("docker://u:pw@h/x@y"), "docker://xxxxx@h/x@y");
         // Not a scheme: the user-info search starts at the beginning, as before.
         assert_eq!(redact_key("ghcr.io/a://b@c"), "ghcr.io/a://b@c");
-        assert_eq!(redact_key("1a://b@c"), "xxxxx@c");
+        assert_eq!(redact_key("h:5000://b@c"), "h:5000://xxxxx@c");
+        assert_eq!(redact_key("https://h://u:pw@c/x@y"), "https://xxxxx@c/x@y");
+        assert_eq!(redact_key("u:pw@h://x@y"), "xxxxx@y");
+        // A user-info whose `@` is missing makes Go refuse the port: it is hidden.
+        assert_eq!(
+            redact_key("https://user:pw(registry.example.com/v2/"),
+            "https://user:xxxxx/v2/"
+        );
+        assert_eq!(redact_key("user:pw/x"), "user:xxxxx/x");
+        assert_eq!(redact_key("user:pw:x/x"), "user:xxxxx/x");
+        assert_eq!(redact_key("[::1]pw"), "[::1]xxxxx");
+        // Valid ports and IPv6 literals are shown as written.
+        for key in [
+            "h:5000/x",
+            "h:",
+            "[::1]:5000",
+            "[::1]",
+            "[::1",
+            "*.example.com",
+            "a:b:5000",
+        ] {
+            assert_eq!(redact_key(key), key);
+        }
         // The keyring key of such an entry keeps the user-info (kubelet's `Host + Path`).
         let n = normalize_key("HTTPS://user:pw@registry.example.com").unwrap();
         assert_eq!(n.key, "HTTPS://user:pw@registry.example.com");
