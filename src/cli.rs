@@ -11,14 +11,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::{plan, plan_images, ImagePlan, Plan};
-use crate::probe::credential::{probe_credential, ProbeEnv};
-use crate::probe::pull::{image_pullable, probe_image};
+use crate::plan::{host_of, invalid_result, plan, plan_images, ImagePlan, Plan};
+use crate::podspec::{PodSpecError, Workload};
+use crate::probe::credential::{probe_credential, CredentialTarget, ProbeEnv};
+use crate::probe::pull::probe_image;
 use crate::probe::tls::NodeRoots;
 use crate::probe::transport::{ResolveOverride, Timeouts, Transport, TransportOptions};
 use crate::probe::ProbeResult;
-use crate::report::text::{render, render_image, Style};
-use crate::secrets::{load_all, Secret, SecretSources};
+use crate::report::diagnosis::{
+    diagnose_credential, diagnose_image, Context, ImageDiagnosis, ImageFacts, ImageInput,
+    SecretInfo,
+};
+use crate::report::text::{
+    probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
+};
+use crate::secrets::{load_all, load_all_with_warnings, Keyring, LoadError, Secret, SecretSources};
 
 /// Default mount point of the pull secrets in the DaemonSet.
 pub const DEFAULT_SECRETS_DIR: &str = "/etc/regprobe/secrets";
@@ -77,15 +84,28 @@ pub enum Command {
     Check(CheckArgs),
 }
 
-const CHECK_EXAMPLES: &str = "Examples:
+const CHECK_EXAMPLES: &str = "Walks the steps kubelet and containerd take to pull (secret parsed, keys, keys matching \
+the image, DNS, TCP, TLS, /v2/ challenge, token, authenticated /v2/, manifest HEAD), marks each \
+one, and ends with a verdict: the class (credential, permission, network, registry, config) and \
+what to do. Exit status: 0 all ok (every image pullable), 1 something failed, 2 bad input.
+
+Examples:
+  # a pod in ImagePullBackOff: its images, with the secrets it lists, from this node
+  kubectl -n team get pod web-7d9f -o yaml > pod.yaml
+  kubectl -n team get secret regcred -o yaml > regcred.yaml
+  regprobe check --pod-spec pod.yaml --secret regcred.yaml
+  # one image, as written in the pod spec, with a secret from the cluster on standard input
+  kubectl -n team get secret regcred -o yaml | regprobe check --secret - --image registry.example.com/team/app:1.4
+  # a secret you are about to create: is the password right?
+  kubectl create secret docker-registry regcred --docker-server=registry.example.com \\
+    --docker-username=ci-bot --docker-password=\"$PW\" --dry-run=client -o yaml | regprobe check --secret -
   # every secret mounted in the DaemonSet, and the node's kubelet config.json
-  regprobe check
-  # a secret saved from the cluster
-  kubectl get secret regcred -o yaml > s.yaml; regprobe check --secret s.yaml
-  # only one registry, as JSON
-  regprobe check --secret s.yaml --registry registry.example.com --output json
+  kubectl -n regprobe exec ds/regprobe -- regprobe check
+  # only one registry, as JSON; every HTTP exchange (credentials redacted)
+  regprobe check --secret regcred.yaml --registry registry.example.com --output json
+  regprobe check --secret regcred.yaml --image registry.example.com/team/app:1.4 -v
   # a registry name that DNS does not know yet
-  regprobe check --secret s.yaml --resolve registry.example.com:443:10.1.2.3";
+  regprobe check --secret regcred.yaml --resolve registry.example.com:443:10.1.2.3";
 
 /// Inputs and probe settings shared by `serve` and `check`.
 #[derive(Debug, Clone, Args)]
@@ -170,9 +190,16 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
-    /// Show every HTTP exchange (authorization values are never printed).
+    /// Show every HTTP exchange of every step, with what the request carried (authorization
+    /// values are never printed).
     #[arg(long, short)]
     pub verbose: bool,
+    /// A Pod or workload manifest (YAML or JSON: Pod, Deployment, StatefulSet, DaemonSet, Job,
+    /// CronJob, a List, several documents): check each of its images with the secrets it lists
+    /// in imagePullSecrets (plus the node's config.json), as kubelet does, and flag the names it
+    /// lists that were not given (repeatable; `-` reads standard input).
+    #[arg(long = "pod-spec", value_name = "FILE")]
+    pub pod_specs: Vec<PathBuf>,
 }
 
 /// `check` output format.
@@ -330,21 +357,160 @@ pub async fn run_images(
     out
 }
 
-/// `regprobe check`: one cycle, printed; returns the exit status.
+/// `regprobe check`: one cycle, printed as a step-by-step diagnosis; returns the exit status.
+///
+/// With `--image` or `--pod-spec`, each image is walked as kubelet and containerd pull it
+/// ([`check_images`]); otherwise each `(secret, registry)` credential is walked through the
+/// `/v2/` handshake.
 pub async fn check(args: CheckArgs) -> ExitCode {
-    let (plan, images) = match args.inputs.load(&args.registries) {
+    let inputs = match CheckInputs::load(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("regprobe: {e}");
             return ExitCode::Config;
         }
     };
-    if !images.is_empty() {
-        return check_images(&args, &plan, &images).await;
+    if !args.inputs.images.is_empty() || !args.pod_specs.is_empty() {
+        return check_images(&args, &inputs).await;
     }
+    check_credentials(&args, &inputs).await
+}
+
+/// What `check` reads before probing: secrets (with their shape and load time), the host
+/// configuration roots, and the workloads of `--pod-spec`.
+struct CheckInputs {
+    secrets: Vec<Secret>,
+    infos: Vec<SecretInfo>,
+    warnings: Vec<String>,
+    hosts_dirs: Vec<PathBuf>,
+    workloads: Vec<Workload>,
+}
+
+impl CheckInputs {
+    fn load(args: &CheckArgs) -> Result<CheckInputs, String> {
+        let sources = args.inputs.sources();
+        let stdin_readers = sources
+            .secret_files
+            .iter()
+            .chain(&args.pod_specs)
+            .filter(|p| p.as_os_str() == "-")
+            .count();
+        if stdin_readers > 1 {
+            return Err("--secret - / --pod-spec -: standard input can be read only once".into());
+        }
+        let TimedSecrets {
+            secrets,
+            seconds: times,
+            mut warnings,
+        } = load_secrets_timed(&sources).map_err(|e| e.to_string())?;
+        let hosts_dirs = args.inputs.hosts_dirs().map_err(|e| e.to_string())?;
+        let mut workloads = Vec::new();
+        for path in &args.pod_specs {
+            let specs = crate::podspec::load(path).map_err(|e: PodSpecError| e.to_string())?;
+            warnings.extend(specs.warnings);
+            workloads.extend(specs.workloads);
+        }
+        let infos = secrets
+            .iter()
+            .zip(&times)
+            .map(|(s, t)| SecretInfo::new(s, *t))
+            .collect();
+        Ok(CheckInputs {
+            secrets,
+            infos,
+            warnings,
+            hosts_dirs,
+            workloads,
+        })
+    }
+
+    fn info(&self, id: Option<&str>) -> Option<&SecretInfo> {
+        id.and_then(|id| self.infos.iter().find(|i| i.id == id))
+    }
+}
+
+/// Secrets with the time each took to read and parse, and the input warnings.
+struct TimedSecrets {
+    secrets: Vec<Secret>,
+    seconds: Vec<f64>,
+    warnings: Vec<String>,
+}
+
+/// Loads every secret source one at a time, to time each: the secrets come in the order of
+/// [`load_all`]; a directory's time is shared by its secrets.
+fn load_secrets_timed(sources: &SecretSources) -> Result<TimedSecrets, LoadError> {
+    let mut secrets = Vec::new();
+    let mut times = Vec::new();
+    let mut warnings = Vec::new();
+    let mut one = |src: SecretSources| -> Result<(), LoadError> {
+        let started = Instant::now();
+        let loaded = load_all_with_warnings(&src)?;
+        let each = started.elapsed().as_secs_f64() / loaded.secrets.len().max(1) as f64;
+        times.extend(std::iter::repeat_n(each, loaded.secrets.len()));
+        secrets.extend(loaded.secrets);
+        warnings.extend(loaded.warnings);
+        Ok(())
+    };
+    for d in &sources.secrets_dirs {
+        one(SecretSources {
+            secrets_dirs: vec![d.clone()],
+            ..SecretSources::default()
+        })?;
+    }
+    for f in &sources.secret_files {
+        one(SecretSources {
+            secret_files: vec![f.clone()],
+            ..SecretSources::default()
+        })?;
+    }
+    if let Some(n) = &sources.node_config {
+        one(SecretSources {
+            node_config: Some(n.clone()),
+            ..SecretSources::default()
+        })?;
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &secrets {
+        *counts.entry(s.id.as_str()).or_default() += 1;
+    }
+    for (id, n) in counts.into_iter().filter(|(_, n)| *n > 1) {
+        warnings.push(format!(
+            "secret id \"{id}\" is used by {n} inputs; their metrics share the same secret label"
+        ));
+    }
+    Ok(TimedSecrets {
+        secrets,
+        seconds: times,
+        warnings,
+    })
+}
+
+fn style_of(args: &CheckArgs) -> Style {
+    Style {
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        verbose: args.verbose,
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
+    );
+}
+
+/// `check` without images: each `(secret, registry)` credential walked through the handshake.
+async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
+    let plan = match plan(&inputs.secrets, &inputs.hosts_dirs, &args.registries) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("regprobe: {e}");
+            return ExitCode::Config;
+        }
+    };
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
-            "regprobe: nothing to check: no credential found{} (give --secret FILE or --secrets-dir DIR)",
+            "regprobe: nothing to check: no credential found{} (give --secret FILE, --secrets-dir DIR, --image REF or --pod-spec FILE)",
             if args.registries.is_empty() { "" } else { " for the --registry given" }
         );
         for s in &plan.skipped {
@@ -365,39 +531,231 @@ pub async fn check(args: CheckArgs) -> ExitCode {
     for r in &results {
         log_result(r);
     }
+    let ctx = Context::default();
+    let walks: Vec<_> = results
+        .iter()
+        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &ctx))
+        .collect();
+    let failed = results.iter().any(|r| !r.success);
     match args.output {
         Output::Json => {
-            let v = crate::report::status_json(&results);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into())
-            );
+            for w in &inputs.warnings {
+                tracing::warn!("{w}");
+            }
+            let mut v = crate::report::status_json(&results);
+            if let Some(probes) = v["probes"].as_array_mut() {
+                for (p, w) in probes.iter_mut().zip(&walks) {
+                    p["diagnosis"] = serde_json::to_value(w).unwrap_or_default();
+                }
+            }
+            print_json(&v);
         }
         Output::Text => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let style = style_of(args);
+            for (r, w) in results.iter().zip(&walks) {
+                println!("{}", render_walk(r, w, style));
+            }
+            let mut warnings = inputs.warnings.clone();
+            warnings.extend(plan.warnings.iter().cloned());
             print!(
                 "{}",
-                render(
-                    &results,
+                render_footer(
                     &plan.skipped,
-                    &plan.warnings,
-                    Style {
-                        color,
-                        verbose: args.verbose
-                    }
+                    &warnings,
+                    &probes_summary(&results),
+                    failed,
+                    style
                 )
             );
         }
     }
-    if results.iter().all(|r| r.success) {
-        ExitCode::Ok
-    } else {
+    if failed {
         ExitCode::Failed
+    } else {
+        ExitCode::Ok
     }
 }
 
-/// `check --image`: kubelet's pull loop per image; exit 0 when every image would pull.
-async fn check_images(args: &CheckArgs, plan: &Plan, images: &[ImagePlan]) -> ExitCode {
+/// One image to walk: from `--image` (with every secret given) or from a `--pod-spec` workload
+/// (with the secrets it lists, plus the node's `config.json`).
+struct ImageJob {
+    image: String,
+    workload: Option<usize>,
+    containers: Vec<String>,
+    /// Indices into the secrets kubelet uses: pod secrets in `imagePullSecrets` order, then the
+    /// node's.
+    used: Vec<usize>,
+    /// Indices of secrets given but not listed by the pod.
+    unreferenced: Vec<usize>,
+    /// Names the pod lists that were not given.
+    missing: Vec<String>,
+}
+
+fn image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Vec<ImageJob> {
+    let is_node = |s: &Secret| s.id == crate::secrets::keyring::NODE_SECRET_ID;
+    let mut jobs: Vec<ImageJob> = args
+        .inputs
+        .images
+        .iter()
+        .map(|image| ImageJob {
+            image: image.clone(),
+            workload: None,
+            containers: Vec::new(),
+            used: (0..inputs.secrets.len()).collect(),
+            unreferenced: Vec::new(),
+            missing: Vec::new(),
+        })
+        .collect();
+    for (wi, w) in inputs.workloads.iter().enumerate() {
+        let mut used = Vec::new();
+        let mut missing = Vec::new();
+        for name in &w.pull_secrets {
+            let found: Vec<usize> = inputs
+                .secrets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| &s.id == name && !is_node(s))
+                .map(|(i, _)| i)
+                .collect();
+            if found.is_empty() {
+                missing.push(name.clone());
+            }
+            used.extend(found);
+        }
+        used.extend(
+            inputs
+                .secrets
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| is_node(s))
+                .map(|(i, _)| i),
+        );
+        let unreferenced: Vec<usize> = (0..inputs.secrets.len())
+            .filter(|i| !used.contains(i))
+            .collect();
+        for img in &w.images {
+            jobs.push(ImageJob {
+                image: img.image.clone(),
+                workload: Some(wi),
+                containers: img.containers.clone(),
+                used: used.clone(),
+                unreferenced: unreferenced.clone(),
+                missing: missing.clone(),
+            });
+        }
+    }
+    jobs
+}
+
+/// Whether an image's registry passes `check --registry`.
+fn image_selected(only: &[String], domain: &str) -> bool {
+    only.is_empty()
+        || only
+            .iter()
+            .any(|o| o == domain || host_of(o) == domain || host_of(o) == host_of(domain))
+}
+
+/// A planned image: its job, the kubelet plan and the facts the verdict needs.
+struct PlannedImage {
+    job: ImageJob,
+    plan: ImagePlan,
+    facts: ImageFacts,
+    verdicts: Vec<crate::secrets::KeyVerdict>,
+    unreferenced_matches: Vec<(String, String)>,
+    /// The first pod secret that does not parse: kubelet fails the pull before any request.
+    invalid: Option<ProbeResult>,
+}
+
+fn plan_image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Result<Vec<PlannedImage>, String> {
+    let mut out = Vec::new();
+    for job in image_jobs(args, inputs) {
+        let r = crate::reference::parse(&job.image).map_err(|error| {
+            let at = match job.workload.map(|w| &inputs.workloads[w]) {
+                Some(w) => format!(
+                    "--pod-spec {}: {} ({}): image",
+                    w.source.display(),
+                    w.title(),
+                    job.containers.join(", ")
+                ),
+                None => "--image".to_string(),
+            };
+            format!("{at} {:?}: {error}", job.image)
+        })?;
+        if !image_selected(&args.registries, r.namespace()) {
+            continue;
+        }
+        let used: Vec<Secret> = job
+            .used
+            .iter()
+            .map(|&i| inputs.secrets[i].clone())
+            .collect();
+        let unreferenced: Vec<Secret> = job
+            .unreferenced
+            .iter()
+            .map(|&i| inputs.secrets[i].clone())
+            .collect();
+        let plan = plan_images(std::slice::from_ref(&job.image), &used, &inputs.hosts_dirs)
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or_else(|| format!("{}: nothing planned", job.image))?;
+        let repo = r.repo_to_pull();
+        let verdicts = Keyring::new(&used).explain(&repo);
+        let mut unreferenced_matches: Vec<(String, String)> = Vec::new();
+        for m in Keyring::new(&unreferenced).lookup(&repo) {
+            if !unreferenced_matches.iter().any(|(s, _)| *s == m.secret) {
+                unreferenced_matches.push((m.secret, m.key));
+            }
+        }
+        let invalid = used
+            .iter()
+            .filter(|s| s.id != crate::secrets::keyring::NODE_SECRET_ID)
+            .find_map(|s| {
+                s.entries
+                    .as_ref()
+                    .err()
+                    .map(|e| invalid_result(&s.id, &e.to_string()))
+            });
+        out.push(PlannedImage {
+            facts: ImageFacts {
+                image: job.image.clone(),
+                domain: r.namespace().to_string(),
+                repository: r.path().to_string(),
+                reference: r.reference().to_string(),
+                mismatches: Vec::new(),
+                mismatch_user: None,
+            },
+            job,
+            plan,
+            verdicts,
+            unreferenced_matches,
+            invalid,
+        });
+    }
+    Ok(out)
+}
+
+/// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
+/// from DNS to the manifest `HEAD` (the credential's `/v2/` handshake, then containerd's
+/// manifest request). Exit 0 when every image would pull and every secret given parses.
+async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
+    let planned = match plan_image_jobs(args, inputs) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("regprobe: {e}");
+            return ExitCode::Config;
+        }
+    };
+    if planned.is_empty() {
+        eprintln!(
+            "regprobe: nothing to check: no image{}",
+            if args.registries.is_empty() {
+                " in the --pod-spec given"
+            } else {
+                " on the --registry given"
+            }
+        );
+        return ExitCode::Config;
+    }
     let env = match args.inputs.probe_env() {
         Ok(e) => e,
         Err(e) => {
@@ -405,41 +763,206 @@ async fn check_images(args: &CheckArgs, plan: &Plan, images: &[ImagePlan]) -> Ex
             return ExitCode::Config;
         }
     };
-    let per_image = run_images(
-        &env,
-        images,
-        args.inputs.audit_all,
-        args.inputs.concurrency as usize,
-    )
-    .await;
-    // A secret that does not parse makes kubelet fail every pull of the pod (spec §3.2).
-    let mut results: Vec<ProbeResult> = plan.invalid.clone();
-    let mut all_ok = plan.invalid.is_empty();
-    for rs in &per_image {
-        all_ok &= image_pullable(rs);
-        results.extend(rs.iter().cloned());
+    let concurrency = args.inputs.concurrency as usize;
+    // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
+    //    block.
+    let runnable: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].invalid.is_none())
+        .collect();
+    let plans: Vec<ImagePlan> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
+    let pulled = run_images(&env, &plans, args.inputs.audit_all, concurrency).await;
+    let mut pulls: Vec<Vec<ProbeResult>> = vec![Vec::new(); planned.len()];
+    for (i, rs) in runnable.into_iter().zip(pulled) {
+        pulls[i] = rs;
     }
-    for r in &results {
+    // 2. the `/v2/` handshake of each credential an attempt used, once per (secret, key, host),
+    //    when it tells more than the pull: the pull worked, or it was refused for permission
+    //    (does the credential itself work?). After a refused login, a network failure or a
+    //    broken registry the pull's own requests show where it broke; repeating the login would
+    //    add failed logins (lockout policies), waits (timeouts) and load (429).
+    let mut cred_plan = Plan::default();
+    let mut cred_index: Vec<Vec<Option<usize>>> = Vec::new();
+    let mut seen: Vec<(String, String, String)> = Vec::new();
+    for (p, rs) in planned.iter().zip(&pulls) {
+        let mut row = Vec::new();
+        for (attempt, pull) in p.plan.attempts.iter().zip(rs) {
+            if !(pull.success || pull.class == Some(crate::probe::Class::Permission)) {
+                row.push(None);
+                continue;
+            }
+            let (Some(secret), Some(cred), Some(host)) = (
+                attempt.secret.as_ref(),
+                attempt.credential.as_ref(),
+                attempt.hosts.last(),
+            ) else {
+                row.push(None);
+                continue;
+            };
+            if cred.username.is_empty() {
+                row.push(None);
+                continue;
+            }
+            let id = (
+                secret.clone(),
+                attempt.key.clone().unwrap_or_default(),
+                attempt.namespace.clone(),
+            );
+            let at = match seen.iter().position(|s| *s == id) {
+                Some(at) => at,
+                None => {
+                    seen.push(id);
+                    cred_plan.targets.push(CredentialTarget {
+                        secret: secret.clone(),
+                        registry: attempt.namespace.clone(),
+                        host: host.clone(),
+                        credential: cred.clone(),
+                    });
+                    seen.len() - 1
+                }
+            };
+            row.push(Some(at));
+        }
+        cred_index.push(row);
+    }
+    let creds = run_plan(&env, &cred_plan, concurrency).await;
+    // 3. the diagnosis of each image.
+    let diagnoses: Vec<ImageDiagnosis> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let workload = p.job.workload.map(|w| &inputs.workloads[w]);
+            let ctx = Context {
+                namespace: workload.and_then(|w| w.namespace.clone()),
+                roll: workload.map(Workload::roll_command),
+                missing: p.job.missing.clone(),
+                unreferenced_matches: p.unreferenced_matches.clone(),
+                service_account: workload.filter(|w| w.is_template()).map(|w| {
+                    w.service_account
+                        .clone()
+                        .unwrap_or_else(|| "default".to_string())
+                }),
+            };
+            let attempts = pulls[i]
+                .iter()
+                .enumerate()
+                .map(|(j, pull)| {
+                    let key = p.plan.attempts.get(j).and_then(|a| a.key.clone());
+                    let cred = cred_index[i]
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .and_then(|c| creds.get(c));
+                    (key, cred, pull)
+                })
+                .collect();
+            diagnose_image(&ImageInput {
+                facts: p.facts.clone(),
+                workload: workload.map(Workload::title),
+                containers: p.job.containers.clone(),
+                secrets: p.job.used.iter().map(|&s| &inputs.infos[s]).collect(),
+                unreferenced: p
+                    .job
+                    .unreferenced
+                    .iter()
+                    .map(|&s| &inputs.infos[s])
+                    .collect(),
+                verdicts: p.verdicts.clone(),
+                invalid: p.invalid.as_ref(),
+                attempts,
+                ctx,
+            })
+        })
+        .collect();
+    // Every secret given that does not parse is a failed probe (contract), used or not.
+    let invalid: Vec<ProbeResult> = inputs
+        .secrets
+        .iter()
+        .filter_map(|s| {
+            s.entries
+                .as_ref()
+                .err()
+                .map(|e| invalid_result(&s.id, &e.to_string()))
+        })
+        .collect();
+    let all_ok = invalid.is_empty() && diagnoses.iter().all(|d| d.pullable);
+    for r in invalid.iter().chain(pulls.iter().flatten()) {
         log_result(r);
     }
     match args.output {
         Output::Json => {
-            let v = crate::report::status_json(&results);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into())
-            );
+            for w in &inputs.warnings {
+                tracing::warn!("{w}");
+            }
+            let mut results: Vec<ProbeResult> = invalid.clone();
+            let mut walks: Vec<serde_json::Value> = invalid
+                .iter()
+                .map(|r| {
+                    serde_json::to_value(diagnose_credential(
+                        inputs.info(r.secret.as_deref()),
+                        r,
+                        &Context::default(),
+                    ))
+                    .unwrap_or_default()
+                })
+                .collect();
+            for (d, rs) in diagnoses.iter().zip(&pulls) {
+                for (a, r) in d.attempts.iter().zip(rs) {
+                    results.push(r.clone());
+                    let mut steps = d.steps.clone();
+                    steps.extend(a.steps.iter().cloned());
+                    walks.push(serde_json::json!({"steps": steps, "verdict": a.verdict}));
+                }
+            }
+            let mut v = crate::report::status_json(&results);
+            if let Some(probes) = v["probes"].as_array_mut() {
+                for (p, w) in probes.iter_mut().zip(walks) {
+                    p["diagnosis"] = w;
+                }
+            }
+            v["images"] = serde_json::to_value(&diagnoses).unwrap_or_default();
+            let mut missing = Vec::new();
+            for p in &planned {
+                if let Some(w) = p.job.workload.map(|w| &inputs.workloads[w]) {
+                    for m in &p.job.missing {
+                        let entry = serde_json::json!({
+                            "secret": m,
+                            "workload": w.title(),
+                            "namespace": w.namespace,
+                        });
+                        if !missing.contains(&entry) {
+                            missing.push(entry);
+                        }
+                    }
+                }
+            }
+            v["missing_secrets"] = serde_json::Value::Array(missing);
+            print_json(&v);
         }
         Output::Text => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let style = Style {
-                color,
-                verbose: args.verbose,
-            };
-            print!("{}", render(&plan.invalid, &[], &plan.warnings, style));
-            for (p, rs) in images.iter().zip(&per_image) {
-                print!("{}", render_image(&p.image, rs, style));
+            let style = style_of(args);
+            for (d, rs) in diagnoses.iter().zip(&pulls) {
+                let refs: Vec<&ProbeResult> = rs.iter().collect();
+                println!("{}", render_image_diagnosis(d, &refs, style));
             }
+            let pullable = diagnoses.iter().filter(|d| d.pullable).count();
+            let mut summary = format!(
+                "{} image{}, {pullable} pullable, {} not pullable",
+                diagnoses.len(),
+                if diagnoses.len() == 1 { "" } else { "s" },
+                diagnoses.len() - pullable
+            );
+            if !invalid.is_empty() {
+                summary.push_str(&format!(
+                    "; {} secret{} {} not parse",
+                    invalid.len(),
+                    if invalid.len() == 1 { "" } else { "s" },
+                    if invalid.len() == 1 { "does" } else { "do" }
+                ));
+            }
+            print!(
+                "{}",
+                render_footer(&[], &inputs.warnings, &summary, !all_ok, style)
+            );
         }
     }
     if all_ok {

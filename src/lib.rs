@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod hosts;
 pub mod plan;
+pub mod podspec;
 pub mod probe;
 pub mod reference;
 pub mod report;

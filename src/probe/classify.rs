@@ -91,13 +91,40 @@ pub enum Failure {
         /// Unix seconds of the expiry.
         expired_at: i64,
     },
+    /// A redirect took the request where its credential may not follow (another host, or a
+    /// POST turned into a GET without its form), so the credential was not sent, and the
+    /// answer was 401 or 403: it says nothing about the credential.
+    CredentialNotForwarded {
+        /// Which server redirected.
+        peer: Peer,
+        /// The final status.
+        status: u16,
+        /// What the redirect did, naming the host (from the transport).
+        how: String,
+    },
 }
 
 /// The reason of a failure (`metrics.md`, "Reasons and classes"; `auth-spec.md` §10.1).
 pub fn reason(f: &Failure) -> Reason {
     match f {
         Failure::SecretInvalid(_) => Reason::SecretInvalid,
+        // A token service that answers, but not in HTTP, or in a redirect loop, misbehaves: a
+        // registry-side fault at the realm (`token_endpoint`), as its statuses are.
+        Failure::Transport {
+            peer: Peer::Realm,
+            error:
+                TransportError::Redirect(_)
+                | TransportError::InvalidUrl(_)
+                | TransportError::Http {
+                    kind: HttpFailure::Protocol(_) | HttpFailure::HeadTooLarge,
+                    ..
+                },
+        } => Reason::TokenEndpoint,
         Failure::Transport { error, .. } => transport_reason(error),
+        Failure::CredentialNotForwarded { peer, .. } => match peer {
+            Peer::Realm => Reason::TokenEndpoint,
+            Peer::Registry => Reason::RegistryError,
+        },
         Failure::HtmlPage => Reason::NotARegistry,
         Failure::ChallengeStatus(s) => match s {
             429 => Reason::RateLimited,
@@ -208,7 +235,10 @@ pub fn transport_reason(e: &TransportError) -> Reason {
             HttpFailure::HeaderTimeout | HttpFailure::BodyTimeout | HttpFailure::Closed => {
                 Reason::Timeout
             }
+            // Something that is not HTTP (or not well-formed HTTP) answers: not a registry.
             HttpFailure::Protocol(_) => Reason::NotARegistry,
+            // HTTP, but a head over the cap (a megabyte challenge): a registry fault.
+            HttpFailure::HeadTooLarge => Reason::RegistryError,
         },
         // The probe's own budget ran out between steps: the peer was too slow overall.
         TransportError::Deadline { phase } => match phase {
@@ -336,6 +366,35 @@ mod tests {
             },
         };
         assert_eq!(reason(&f), Reason::Dns);
+    }
+
+    #[test]
+    fn a_token_service_that_misbehaves_is_token_endpoint() {
+        let at = |peer, error| reason(&Failure::Transport { peer, error });
+        let http = |kind| TransportError::Http {
+            host: "h".into(),
+            kind,
+        };
+        let redirect = || TransportError::Redirect("stopped after 10 redirects".into());
+        assert_eq!(at(Peer::Realm, redirect()), Reason::TokenEndpoint);
+        assert_eq!(at(Peer::Registry, redirect()), Reason::RegistryError);
+        let protocol = || http(HttpFailure::Protocol("x".into()));
+        assert_eq!(at(Peer::Realm, protocol()), Reason::TokenEndpoint);
+        assert_eq!(at(Peer::Registry, protocol()), Reason::NotARegistry);
+        let big = || http(HttpFailure::HeadTooLarge);
+        assert_eq!(at(Peer::Realm, big()), Reason::TokenEndpoint);
+        assert_eq!(at(Peer::Registry, big()), Reason::RegistryError);
+        // Closed mid-response stays a network reason, at the realm too.
+        assert_eq!(at(Peer::Realm, http(HttpFailure::Closed)), Reason::Timeout);
+        let dropped = |peer| {
+            reason(&Failure::CredentialNotForwarded {
+                peer,
+                status: 401,
+                how: "redirected".into(),
+            })
+        };
+        assert_eq!(dropped(Peer::Realm), Reason::TokenEndpoint);
+        assert_eq!(dropped(Peer::Registry), Reason::RegistryError);
     }
 
     #[test]

@@ -26,9 +26,10 @@ use url::Url;
 
 use super::challenge::Scheme;
 use super::classify::{self, AuthScheme, Failure, Peer};
+use super::evidence;
 use super::exchange::{
-    authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, tls_for,
-    token_request, unix_now, v2_url, with_authorization,
+    authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls,
+    tls_for, token_request, unix_now, v2_url, with_authorization,
 };
 use super::outcome::{Phase, ProbeResult};
 use super::tls::NodeRoots;
@@ -109,7 +110,12 @@ pub fn finish(
             result.reason = Some(reason);
             result.class = Some(reason.class());
             let realm_host = realm_host(result);
-            result.detail = describe(&failure, result, target);
+            // Every piece of the detail is either evidence (already redacted) or the
+            // transport's words, which may quote a URL a hostile peer chose: redact again.
+            result.detail = evidence::redact(
+                &describe(&failure, result, target),
+                &[target.credential.password.expose_secret()],
+            );
             result.hint = classify::hint(reason, &target.registry, realm_host.as_deref());
         }
     }
@@ -136,7 +142,12 @@ async fn handshake(
     )
     .await
     {
-        Err(e) if host.http_fallback && falls_back_to_http(&e, &host.host) => {
+        // (When the HTTPS attempt used up the budget, its own failure is the verdict.)
+        Err(e)
+            if host.http_fallback
+                && falls_back_to_http(&e, &host.host)
+                && !session.remaining().is_zero() =>
+        {
             result.notes.push(format!(
                 "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
                 host.host
@@ -240,8 +251,9 @@ async fn handshake(
             }
             let treq = token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some("bearer".into());
+            let realm_tls = realm_tls(host, &env.roots, &tls);
             let mut tok =
-                token::fetch(session, tls.clone(), host.dial_timeout, &treq, result).await?;
+                token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(format!("token expires in {e}s"));
             }
@@ -269,8 +281,9 @@ async fn handshake(
                 }
                 let err = challenge_error(&resp);
                 if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
-                    tok = token::fetch(session, tls.clone(), host.dial_timeout, &treq, result)
-                        .await?;
+                    tok =
+                        token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result)
+                            .await?;
                     continue;
                 }
                 return Err(Failure::VerifyStatus {
@@ -298,12 +311,23 @@ async fn verify(
         host_request(host, Method::GET, base.clone(), tls),
         Some(authorization),
     );
-    exchange(session, result, Phase::Verify, req, secrets)
+    let resp = exchange(session, result, Phase::Verify, req, secrets)
         .await
         .map_err(|error| Failure::Transport {
             peer: Peer::Registry,
             error,
-        })
+        })?;
+    if let Some(how) = session.take_dropped_credential() {
+        result.notes.push(how.clone());
+        if matches!(resp.status.as_u16(), 401 | 403) {
+            return Err(Failure::CredentialNotForwarded {
+                peer: Peer::Registry,
+                status: resp.status.as_u16(),
+                how,
+            });
+        }
+    }
+    Ok(resp)
 }
 
 /// A 2xx `/v2/` answer that is a web page rather than the registry API: no
@@ -380,8 +404,23 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
                 Peer::Realm => "the token service",
             };
             let url = last.map(|e| format!("{} {}", e.method, e.url)).unwrap_or_default();
-            format!("{url}: {what} could not be reached: {error}")
+            if misbehaved(error) {
+                format!("{url}: {what} misbehaved: {error}")
+            } else {
+                format!("{url}: {what} could not be reached: {error}")
+            }
         }
+        Failure::CredentialNotForwarded { peer, status, how } => format!(
+            "{} answered {status} after a redirect, but {how}; that answer says nothing about the credential of user {user}{}",
+            match peer {
+                Peer::Registry => "the registry",
+                Peer::Realm => "the token service",
+            },
+            match peer {
+                Peer::Realm => format!(": {}", token_chain()),
+                Peer::Registry => String::new(),
+            }
+        ),
         Failure::HtmlPage => format!(
             "GET {} answered {} with an HTML page and no Docker-Distribution-API-Version header: a web server or captive portal, not a registry",
             result.endpoint.as_deref().unwrap_or_default(),
@@ -439,6 +478,21 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs((*expired_at).max(0) as u64))
         ),
     }
+}
+
+/// A transport error that is the peer misbehaving (it answered, but not usably) rather than
+/// the peer being unreachable.
+pub fn misbehaved(error: &TransportError) -> bool {
+    use super::transport::HttpFailure;
+    matches!(
+        error,
+        TransportError::Redirect(_)
+            | TransportError::InvalidUrl(_)
+            | TransportError::Http {
+                kind: HttpFailure::Protocol(_) | HttpFailure::HeadTooLarge,
+                ..
+            }
+    )
 }
 
 /// The expiry a credential carries itself, Unix seconds: a JWT password's `exp` claim, or an

@@ -27,15 +27,22 @@ struct ErrorItem {
 /// `{"errors":[{"code":"UNAUTHORIZED","message":"…"}]}`), or, for other bodies (HTML, Docker
 /// Hub's text 429, ECR's `Not Authorized`), `(None, excerpt)`. `None, None` for an empty body.
 pub fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    let (code, message) = error_parts(body);
+    (code, message.map(|m| excerpt(m.as_bytes())))
+}
+
+/// [`registry_error`] before the message is cut to an excerpt: the first `{code, message}`, or
+/// the whole body as text. [`record`] removes secrets from these, then cuts.
+fn error_parts(body: &[u8]) -> (Option<String>, Option<String>) {
     if body.iter().all(u8::is_ascii_whitespace) {
         return (None, None);
     }
     if let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) {
         if let Some(first) = env.errors.into_iter().next() {
-            return (first.code, first.message.map(|m| excerpt(m.as_bytes())));
+            return (first.code, first.message);
         }
     }
-    (None, Some(excerpt(body)))
+    (None, Some(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// A one-line excerpt of `body`: invalid UTF-8 replaced, control characters (NUL included)
@@ -79,7 +86,9 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// Records one exchange on `result`. `secrets` are removed from anything kept.
+/// Records one exchange on `result`. `secrets` are removed from anything kept, before it is cut
+/// to an excerpt: a secret that straddled the cut, or whose whitespace the excerpt folds, would
+/// otherwise survive in part.
 pub fn record(
     result: &mut ProbeResult,
     phase: Phase,
@@ -87,22 +96,23 @@ pub fn record(
     resp: &Response,
     secrets: &[&str],
 ) {
+    let clean = |text: &str| excerpt(redact(text, secrets).as_bytes());
     let challenge = {
         let v: Vec<String> = resp
             .header_values("www-authenticate")
             .into_iter()
-            .map(excerpt)
+            .map(|v| clean(&String::from_utf8_lossy(v)))
             .collect();
         if v.is_empty() {
             None
         } else {
-            Some(redact(&v.join(" | "), secrets))
+            Some(v.join(" | "))
         }
     };
     let (code, message) = if resp.status.is_success() {
         (None, None)
     } else {
-        registry_error(&resp.body)
+        error_parts(&resp.body)
     };
     result.exchanges.push(Exchange {
         phase: Some(phase),
@@ -110,8 +120,8 @@ pub fn record(
         url: redact(&strip_userinfo(resp.url.as_str()), secrets),
         status: Some(resp.status.as_u16()),
         challenge,
-        error_code: code.map(|c| excerpt(c.as_bytes())),
-        error_message: message.map(|m| redact(&m, secrets)),
+        error_code: code.map(|c| clean(&c)),
+        error_message: message.map(|m| clean(&m)),
     });
 }
 
@@ -173,6 +183,61 @@ mod tests {
             "bad password <redacted> for u"
         );
         assert_eq!(redact("a b", &["a"]), "a b");
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `registry_error`): the message was cut to an excerpt
+    /// before the password was searched, so a password across the 200-character cut, or one with
+    /// whitespace the excerpt folds, was kept in part; the error code was not searched at all.
+    #[test]
+    fn secrets_are_removed_before_the_excerpt_is_cut() {
+        let secret = "FUZZ-SECRET-4242";
+        let record_body = |body: String, challenge: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("www-authenticate", challenge.parse().unwrap());
+            let resp = Response {
+                status: http::StatusCode::UNAUTHORIZED,
+                headers,
+                body: bytes::Bytes::from(body),
+                truncated: false,
+                url: url::Url::parse("https://r.example/v2/").unwrap(),
+            };
+            let mut result = ProbeResult::new("r.example", None);
+            record(&mut result, Phase::Verify, "GET", &resp, &[secret]);
+            result.exchanges.pop().unwrap()
+        };
+        let pad = "x".repeat(EXCERPT_CHARS - 8);
+        let e = record_body(
+            format!(r#"{{"errors":[{{"code":"{secret}","message":"{pad} {secret} rejected"}}]}}"#),
+            &format!(r#"Basic realm="{pad} {secret}""#),
+        );
+        let kept = format!("{e:?}");
+        assert!(!kept.contains("FUZZ"), "{kept}");
+        assert_eq!(e.error_code.as_deref(), Some("<redacted>"));
+        assert!(e.error_message.unwrap().ends_with(" <redact…"));
+        // Whitespace inside the password is folded by the excerpt: redact first.
+        let spaced = "pass  word\twith";
+        let mut result = ProbeResult::new("r.example", None);
+        for body in [
+            r#"{"errors":[{"code":"X","message":"bad pass  word\twith spaces"}]}"#,
+            "bad pass  word\twith spaces",
+        ] {
+            let resp = Response {
+                status: http::StatusCode::UNAUTHORIZED,
+                headers: http::HeaderMap::new(),
+                body: bytes::Bytes::from(body),
+                truncated: false,
+                url: url::Url::parse("https://r.example/v2/").unwrap(),
+            };
+            record(&mut result, Phase::Verify, "GET", &resp, &[spaced]);
+        }
+        for e in &result.exchanges {
+            assert_eq!(e.error_message.as_deref(), Some("bad <redacted> spaces"));
+        }
+        // Without secrets, the evidence is as before.
+        assert_eq!(
+            registry_error(format!(r#"{{"errors":[{{"message":"{pad}   {pad}"}}]}}"#).as_bytes()).1,
+            Some(excerpt(format!("{pad} {pad}").as_bytes()))
+        );
     }
 
     #[test]

@@ -43,6 +43,19 @@ pub fn tls_for(
     }
 }
 
+/// The TLS settings for the token realm: the host's own (containerd's authorizer uses the
+/// host's HTTP client for the realm too), or, for a plain-HTTP host, a client built from the
+/// same hosts.toml settings over the node's roots, so that an `https://` realm (or a realm
+/// redirecting to HTTPS) works, as it does with Go's transport.
+pub fn realm_tls(
+    host: &RegistryHost,
+    roots: &NodeRoots,
+    tls: &Option<Arc<rustls::ClientConfig>>,
+) -> Option<Arc<rustls::ClientConfig>> {
+    tls.clone()
+        .or_else(|| client_config(host, roots).ok().map(|(cfg, _)| cfg))
+}
+
 /// A request to the registry host with that host's `dial_timeout`.
 pub fn host_request(
     host: &RegistryHost,
@@ -84,10 +97,55 @@ pub async fn exchange(
     }
     result.add_phase(phase, (started.elapsed().as_secs_f64() - setup).max(0.0));
     match &out {
-        Ok(resp) => evidence::record(result, phase, &method, resp, secrets),
+        Ok(resp) => {
+            evidence::record(result, phase, &method, resp, secrets);
+            note_retry_after(result, resp);
+        }
         Err(_) => evidence::record_failed(result, phase, &method, &url),
     }
     out
+}
+
+/// Remembers a 429's `Retry-After` (delay in seconds; an HTTP date counts from now) on
+/// `result`, so the scheduler holds that registry until then. The longest one seen wins, and a
+/// day at most: a registry cannot park the prober for longer.
+pub fn note_retry_after(result: &mut ProbeResult, resp: &Response) {
+    if resp.status.as_u16() != 429 {
+        return;
+    }
+    let Some(v) = resp.header_str("retry-after").map(str::trim) else {
+        return;
+    };
+    let secs = v
+        .parse::<u64>()
+        .ok()
+        .or_else(|| Some(httpdate_secs(v)?.saturating_sub(unix_now() as u64)));
+    if let Some(secs) = secs {
+        let secs = secs.min(86_400);
+        result.retry_after_seconds = Some(result.retry_after_seconds.unwrap_or(0).max(secs));
+    }
+}
+
+/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form `Retry-After`
+/// dates take (RFC 9110 §5.6.7); other forms give `None`.
+fn httpdate_secs(v: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339(&imf_to_rfc3339(v)?).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+fn imf_to_rfc3339(v: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut it = v.split_whitespace();
+    let _weekday = it.next()?;
+    let day: u32 = it.next()?.parse().ok()?;
+    let month_name = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_name)? + 1;
+    let year: u32 = it.next()?.parse().ok()?;
+    let time = it.next()?;
+    (it.next()? == "GMT").then_some(())?;
+    Some(format!("{year:04}-{month:02}-{day:02}T{time}Z"))
 }
 
 /// containerd's `httpFallback.RoundTrip` (`core/remotes/docker/resolver.go`, 2.x): a host
@@ -143,7 +201,8 @@ pub fn challenge_error(resp: &Response) -> Option<String> {
 /// URL, else [`Failure::BadRealm`], containerd's "no realm specified"), its `service`, and the
 /// scopes: the challenge's `scope` split on single spaces plus `extra_scopes`, sorted and
 /// de-duplicated as containerd's `GetTokenScopes`. A plain-HTTP realm for an HTTPS registry is
-/// noted on `result` (the password would travel unencrypted).
+/// noted on `result` and sets [`ProbeResult::insecure_realm`] (the password would travel
+/// unencrypted).
 pub fn token_request<'a>(
     challenge: &Challenge,
     extra_scopes: &[String],
@@ -166,6 +225,7 @@ pub fn token_request<'a>(
         }
     };
     if realm_url.scheme() == "http" && registry_url.scheme() == "https" {
+        result.insecure_realm = true;
         result.notes.push(format!(
             "the token realm {realm_url} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
         ));
@@ -204,6 +264,43 @@ pub fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resp429(retry_after: &str) -> Response {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "retry-after",
+            http::HeaderValue::from_str(retry_after).unwrap(),
+        );
+        Response {
+            status: http::StatusCode::TOO_MANY_REQUESTS,
+            headers: h,
+            body: bytes::Bytes::new(),
+            truncated: false,
+            url: Url::parse("https://r.example/v2/").unwrap(),
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut r = ProbeResult::new("r", None);
+        note_retry_after(&mut r, &resp429("120"));
+        assert_eq!(r.retry_after_seconds, Some(120));
+        note_retry_after(&mut r, &resp429("30"));
+        assert_eq!(r.retry_after_seconds, Some(120), "the longest wins");
+        let mut r = ProbeResult::new("r", None);
+        note_retry_after(&mut r, &resp429("Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(r.retry_after_seconds, Some(0), "a date in the past");
+        let mut r = ProbeResult::new("r", None);
+        note_retry_after(&mut r, &resp429("99999999"));
+        assert_eq!(r.retry_after_seconds, Some(86_400));
+        let mut r = ProbeResult::new("r", None);
+        note_retry_after(&mut r, &resp429("soon"));
+        assert_eq!(r.retry_after_seconds, None);
+        assert_eq!(
+            imf_to_rfc3339("Sun, 06 Nov 1994 08:49:37 GMT").unwrap(),
+            "1994-11-06T08:49:37Z"
+        );
+    }
 
     #[test]
     fn http_fallback_conditions_follow_containerd() {

@@ -399,6 +399,11 @@ pub struct ProbeResult {
     /// Docker Hub's rate-limit headers, when the registry sent them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimit>,
+    /// The registry is HTTPS but its Bearer challenge names a plain-`http://` token realm, so
+    /// the password (token POST form, or Basic on the GET) travels unencrypted. Set whatever
+    /// the outcome; the metric `regprobe_insecure_token_realm`. Serialised only when `true`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_realm: bool,
 }
 
 impl ProbeResult {
@@ -429,6 +434,7 @@ impl ProbeResult {
             digest: None,
             retry_after_seconds: None,
             ratelimit: None,
+            insecure_realm: false,
         }
     }
 

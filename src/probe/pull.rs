@@ -33,7 +33,7 @@ use super::challenge::Scheme;
 use super::classify::{self, AuthScheme, Failure, Peer};
 use super::credential::ProbeEnv;
 use super::exchange::{
-    challenge_error, challenges, exchange, falls_back_to_http, host_request, tls_for,
+    challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls, tls_for,
     token_request, unix_now, with_authorization,
 };
 use super::outcome::{HostVerdict, KeyRef, Phase, ProbeResult, RateLimit, Reason};
@@ -166,6 +166,7 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         if host_result.ratelimit.is_some() {
             result.ratelimit = host_result.ratelimit.take();
         }
+        result.insecure_realm |= host_result.insecure_realm;
         let url = format!("{}://{}{}", host.scheme, host.host, host.path);
         match outcome {
             Ok(digest) => {
@@ -182,7 +183,12 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             }
             Err((priority, failure)) => {
                 let reason = attempt_reason(&failure, target);
-                let detail = describe(&failure, &host_result_last(&result), target, &host.host);
+                // The transport's words may quote a URL a hostile peer chose: redact them too.
+                let (_, password) = containerd_credentials(target.credential.as_ref());
+                let detail = super::evidence::redact(
+                    &describe(&failure, &host_result_last(&result), target, &host.host),
+                    &[password.as_str()],
+                );
                 result.hosts.push(HostVerdict {
                     host: url,
                     mirror: host.is_mirror,
@@ -296,7 +302,8 @@ async fn resolve_on_host(
             Err(e)
                 if scheme == HostScheme::Https
                     && host.http_fallback
-                    && falls_back_to_http(&e, &host.host) =>
+                    && falls_back_to_http(&e, &host.host)
+                    && !session.remaining().is_zero() =>
             {
                 result.notes.push(format!(
                     "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
@@ -362,10 +369,15 @@ async fn resolve_on_host(
                         } else {
                             "bearer".into()
                         });
-                        let tok =
-                            token::fetch(session, tls.clone(), host.dial_timeout, &treq, result)
-                                .await
-                                .map_err(|f| (1u8, f))?;
+                        let tok = token::fetch(
+                            session,
+                            realm_tls(host, &env.roots, &tls),
+                            host.dial_timeout,
+                            &treq,
+                            result,
+                        )
+                        .await
+                        .map_err(|f| (1u8, f))?;
                         let Some(h) = token::bearer_header(&tok.value) else {
                             return Err((
                                 1,
@@ -580,8 +592,20 @@ fn describe(
             },
         ),
         Failure::Transport { peer, error } => format!(
-            "{}: {} could not be reached: {error}",
+            "{}: {} {}: {error}",
             said,
+            match peer {
+                Peer::Registry => host.to_string(),
+                Peer::Realm => "the token service".to_string(),
+            },
+            if super::credential::misbehaved(error) {
+                "misbehaved"
+            } else {
+                "could not be reached"
+            }
+        ),
+        Failure::CredentialNotForwarded { peer, status, how } => format!(
+            "{} answered {status} after a redirect, but {how}; that answer says nothing about {who} ({said})",
             match peer {
                 Peer::Registry => host.to_string(),
                 Peer::Realm => "the token service".to_string(),

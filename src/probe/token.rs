@@ -240,16 +240,13 @@ async fn fetch_inner(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
     );
-    let resp = send(session, post, result, secrets).await?;
+    let (resp, dropped) = send(session, post, result, secrets).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         if post_falls_back(status, req.username) {
             return get(session, ctx, req, result, secrets).await;
         }
-        return Err(Failure::TokenStatus {
-            status,
-            with_credential: true,
-        });
+        return Err(status_failure(status, true, dropped));
     }
     token_from(&resp, TokenMethod::Post)
 }
@@ -267,29 +264,53 @@ async fn get(
         get.headers
             .insert(AUTHORIZATION, basic_header(req.username, req.secret));
     }
-    let resp = send(session, get, result, secrets).await?;
+    let (resp, dropped) = send(session, get, result, secrets).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
-        return Err(Failure::TokenStatus {
-            status,
-            with_credential,
-        });
+        return Err(status_failure(status, with_credential, dropped));
     }
     token_from(&resp, TokenMethod::Get)
 }
 
+/// The failure of a final error status. A 401 or 403 that came back after a redirect dropped
+/// the credential (see [`Session::take_dropped_credential`]) blames the token service, not
+/// the credential, which that host never saw.
+fn status_failure(status: u16, with_credential: bool, dropped: Option<String>) -> Failure {
+    match dropped {
+        Some(how) if with_credential && matches!(status, 401 | 403) => {
+            Failure::CredentialNotForwarded {
+                peer: Peer::Realm,
+                status,
+                how,
+            }
+        }
+        _ => Failure::TokenStatus {
+            status,
+            with_credential,
+        },
+    }
+}
+
 /// Sends one token request and records it; a transport error is a network failure at the realm.
+/// Also says whether a redirect dropped the credential (noted on `result`).
 async fn send(
     session: &mut Session,
     request: Request,
     result: &mut ProbeResult,
     secrets: &[&str],
-) -> Result<Response, Failure> {
+) -> Result<(Response, Option<String>), Failure> {
     let (method, url) = (request.method.to_string(), request.url.clone());
     match session.send(request).await {
         Ok(resp) => {
+            // A redirected POST may have ended as a GET: record what reached the last host.
+            let method = session.last_method().map_or(method, Method::to_string);
             evidence::record(result, Phase::Token, &method, &resp, secrets);
-            Ok(resp)
+            super::exchange::note_retry_after(result, &resp);
+            let dropped = session.take_dropped_credential();
+            if let Some(how) = &dropped {
+                result.notes.push(evidence::redact(how, secrets));
+            }
+            Ok((resp, dropped))
         }
         Err(error) => {
             evidence::record_failed(result, Phase::Token, &method, &url);
@@ -431,6 +452,31 @@ mod tests {
             parse_token_body(br#"{"token":""}"#, Get, false),
             Err(TokenBodyError::NoToken)
         );
+    }
+
+    #[test]
+    fn a_401_after_the_credential_was_dropped_does_not_blame_the_credential() {
+        let how = || Some("redirected to other.example".to_string());
+        assert!(matches!(
+            status_failure(401, true, how()),
+            Failure::CredentialNotForwarded { status: 401, .. }
+        ));
+        assert!(matches!(
+            status_failure(403, true, how()),
+            Failure::CredentialNotForwarded { status: 403, .. }
+        ));
+        // Other statuses, anonymous requests and undisturbed requests keep their meaning.
+        for (status, with_credential, dropped) in
+            [(500, true, how()), (401, false, how()), (401, true, None)]
+        {
+            assert_eq!(
+                status_failure(status, with_credential, dropped),
+                Failure::TokenStatus {
+                    status,
+                    with_credential
+                }
+            );
+        }
     }
 
     #[test]

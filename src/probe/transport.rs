@@ -50,7 +50,9 @@ use super::outcome::{NetworkStep, Phase, TlsInfo};
 pub const ERROR_BODY_CAP: usize = 64 * 1024;
 /// Largest body read from a token response (bytes). Spec: token responses 1 MiB.
 pub const TOKEN_BODY_CAP: usize = 1024 * 1024;
-/// Redirects followed at most, as Go's `http.Client` (containerd's `request.do`).
+/// Requests sent at most for one [`Session::send`], redirects included, as Go's `http.Client`
+/// (containerd's `request.do`): its default policy stops after 10 requests with
+/// "stopped after 10 redirects".
 pub const MAX_REDIRECTS: usize = 10;
 /// Largest response head hyper buffers (status line + headers), bytes.
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
@@ -109,7 +111,12 @@ pub enum HttpFailure {
     BodyTimeout,
     /// The server closed the connection before a complete response.
     Closed,
-    /// The response was not valid HTTP/1.1 (or its head exceeded [`MAX_HEAD_BYTES`]).
+    /// The response head exceeded [`MAX_HEAD_BYTES`] (or hyper's 100 header lines): not read
+    /// further. Go's limit is 10 MiB; regprobe's is lower so that a hostile peer cannot make
+    /// each probe hold megabytes.
+    HeadTooLarge,
+    /// The response was not valid HTTP/1.1 (a NUL or other control byte in the head, no
+    /// status line, another protocol).
     Protocol(String),
 }
 
@@ -232,6 +239,11 @@ impl fmt::Display for HttpFailure {
             HttpFailure::HeaderTimeout => f.write_str("timeout awaiting response headers"),
             HttpFailure::BodyTimeout => f.write_str("timeout reading the response body"),
             HttpFailure::Closed => f.write_str("connection closed before a complete response"),
+            HttpFailure::HeadTooLarge => write!(
+                f,
+                "response headers larger than {} KiB (or over 100 lines): not read",
+                MAX_HEAD_BYTES / 1024
+            ),
             HttpFailure::Protocol(s) => write!(f, "malformed response: {s}"),
         }
     }
@@ -405,6 +417,8 @@ impl Transport {
             phases: Vec::new(),
             tls: HashMap::new(),
             network: Vec::new(),
+            dropped_credential: None,
+            last_method: None,
         }
     }
 }
@@ -494,9 +508,25 @@ pub struct Session {
     phases: Vec<(Phase, f64)>,
     tls: HashMap<String, TlsInfo>,
     network: Vec<NetworkStep>,
+    dropped_credential: Option<String>,
+    last_method: Option<Method>,
 }
 
 impl Session {
+    /// The method of the last request [`Session::send`] made: a POST answered 301/302/303 was
+    /// re-sent as a GET (for evidence that says what reached the last host).
+    pub fn last_method(&self) -> Option<&Method> {
+        self.last_method.as_ref()
+    }
+
+    /// Whether the last [`Session::send`] dropped the request's credential on a redirect (the
+    /// `Authorization` header to another host, or the POST's form when a 301/302/303 turned it
+    /// into a GET), and how, in words naming the host; clears it. The answer that came back
+    /// then says nothing about the credential.
+    pub fn take_dropped_credential(&mut self) -> Option<String> {
+        self.dropped_credential.take()
+    }
+
     /// Name resolution and TCP connections made so far, and clears them.
     pub fn take_network(&mut self) -> Vec<NetworkStep> {
         std::mem::take(&mut self.network)
@@ -517,44 +547,79 @@ impl Session {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    /// Sends `req`, following up to [`MAX_REDIRECTS`] redirects as Go's `http.Client` does:
-    /// 301/302/303 turn a POST into a GET without body; 307/308 keep method and body; the
-    /// `Authorization` header is dropped when a redirect leaves the original host, so a
-    /// credential never reaches a host the challenge did not name.
+    /// Sends `req`, following redirects as Go's `http.Client` does (containerd's `request.do`):
+    /// at most [`MAX_REDIRECTS`] requests in all; 301/302/303 turn a POST into a GET without
+    /// body; 307/308 keep method and body; a `Location` with bytes that are not ASCII is
+    /// percent-encoded byte for byte (Go's `EscapedPath`).
+    ///
+    /// A credential follows a redirect only to the host the request was made to or a
+    /// subdomain of it (Go's `shouldCopyHeaderOnRedirect`), and never from HTTPS down to plain
+    /// HTTP. Elsewhere the `Authorization` header is dropped, as Go does; and a request with a
+    /// body (the token POST, whose form holds the password) is not followed at all, where Go
+    /// would re-send the body to any host on 307/308. A dropped credential is reported by
+    /// [`Session::take_dropped_credential`].
     pub async fn send(&mut self, req: Request) -> Result<Response, TransportError> {
-        let origin_host = req.url.host_str().map(str::to_owned);
+        self.dropped_credential = None;
+        let origin = req.url.clone();
         let mut req = req;
-        for _ in 0..=MAX_REDIRECTS {
+        let mut sent = 0;
+        loop {
+            self.last_method = Some(req.method.clone());
             let resp = self.send_once(&req).await?;
+            sent += 1;
             if !resp.status.is_redirection() || resp.status == StatusCode::NOT_MODIFIED {
                 return Ok(resp);
             }
-            let Some(loc) = resp.header_str(LOCATION.as_str()) else {
+            let Some(raw) = resp.headers.get(LOCATION) else {
                 return Ok(resp);
             };
-            let next = req
-                .url
-                .join(loc)
-                .map_err(|_| TransportError::Redirect(format!("bad Location {loc:?}")))?;
+            let status = resp.status.as_u16();
+            let from = url_authority(&req.url);
+            let next = req.url.join(&location_text(raw.as_bytes())).map_err(|_| {
+                TransportError::Redirect(format!(
+                    "{from} answered {status} with a Location that is not a usable URL: \"{}\"",
+                    super::evidence::excerpt(raw.as_bytes())
+                ))
+            })?;
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(TransportError::Redirect(format!(
-                    "redirect to unsupported scheme {}",
-                    next.scheme()
+                    "{from} answered {status} with a redirect to the unsupported scheme {}",
+                    super::evidence::excerpt(next.scheme().as_bytes())
                 )));
             }
-            if matches!(resp.status.as_u16(), 301..=303) && req.method == Method::POST {
+            if sent >= MAX_REDIRECTS {
+                return Err(TransportError::Redirect(format!(
+                    "stopped after {MAX_REDIRECTS} redirects (the last, {status} from {from} to {}): a redirect loop, or a chain longer than Go's client follows",
+                    url_authority(&next)
+                )));
+            }
+            let to = url_authority(&next);
+            if matches!(status, 301..=303) && req.method == Method::POST {
+                if !req.body.is_empty() {
+                    self.dropped_credential = Some(format!(
+                        "{from} answered the POST with {status}, which turns it into a GET to {to} without the form that holds the credential"
+                    ));
+                }
                 req.method = Method::GET;
                 req.body = Bytes::new();
                 req.headers.remove(http::header::CONTENT_TYPE);
             }
-            if next.host_str().map(str::to_owned) != origin_host {
-                req.headers.remove(AUTHORIZATION);
+            if !credential_may_follow(&origin, &next) {
+                if !req.body.is_empty() {
+                    return Err(TransportError::Redirect(format!(
+                        "{from} redirected the {} ({status}) to {to}, a host the request was not made to: not followed, so its body, which holds the credential, is not sent there (Go's client would re-send it)",
+                        req.method
+                    )));
+                }
+                if req.headers.remove(AUTHORIZATION).is_some() {
+                    self.dropped_credential = Some(format!(
+                        "{from} redirected the {} ({status}) to {to}, a host the request was not made to, so the Authorization header was not sent there",
+                        req.method
+                    ));
+                }
             }
             req.url = next;
         }
-        Err(TransportError::Redirect(format!(
-            "stopped after {MAX_REDIRECTS} redirects"
-        )))
     }
 
     fn record(&mut self, phase: Phase, started: Instant) {
@@ -1087,13 +1152,55 @@ async fn proxy_connect(
         }
     }
     let line_end = buf.iter().position(|b| *b == b'\r').unwrap_or(buf.len());
-    let line = String::from_utf8_lossy(&buf[..line_end.min(200)]).into_owned();
+    let line = super::evidence::excerpt(&buf[..line_end.min(200)]);
     let code = line.split_whitespace().nth(1).unwrap_or("");
     if code.len() == 3 && code.starts_with('2') {
         Ok(())
     } else {
         Err(format!("CONNECT refused: {line}"))
     }
+}
+
+/// `host[:port]` of a URL, for messages.
+fn url_authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// A `Location` value as text: bytes that are not ASCII are percent-encoded, as Go's `net/url`
+/// does when it sends a path it parsed from raw bytes. (hyper has already refused NUL and the
+/// other control bytes.)
+fn location_text(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a credential of a request to `origin` may be sent to `next` after a redirect: the
+/// same host or a subdomain of it (Go's `isDomainOrSubdomain`; ports are not compared, as in
+/// Go), and no downgrade from HTTPS to plain HTTP.
+fn credential_may_follow(origin: &Url, next: &Url) -> bool {
+    if origin.scheme() == "https" && next.scheme() != "https" {
+        return false;
+    }
+    let (Some(o), Some(n)) = (origin.host_str(), next.host_str()) else {
+        return false;
+    };
+    let (o, n) = (o.to_ascii_lowercase(), n.to_ascii_lowercase());
+    if n == o {
+        return true;
+    }
+    let is_ip = o.starts_with('[') || o.parse::<IpAddr>().is_ok();
+    !is_ip && n.ends_with(&format!(".{o}"))
 }
 
 /// `true` for `localhost` and loopback IP literals (with or without brackets).
@@ -1152,7 +1259,7 @@ fn hyper_failure(e: &hyper::Error) -> HttpFailure {
         return HttpFailure::HeaderTimeout;
     }
     if e.is_parse_too_large() {
-        return HttpFailure::Protocol("response head too large".into());
+        return HttpFailure::HeadTooLarge;
     }
     if e.is_parse() || e.is_parse_status() {
         return HttpFailure::Protocol("not an HTTP/1.1 response".into());
@@ -1207,7 +1314,7 @@ fn tls_failure(e: &io::Error, first_bytes: &[u8]) -> TlsFailure {
                 presented,
             } => TlsFailure::HostnameMismatch(format!(
                 "valid for {}, not {:?}",
-                presented.join(", "),
+                super::evidence::excerpt(presented.join(", ").as_bytes()),
                 expected
             )),
             C::Expired | C::NotValidYet => TlsFailure::Expired(format!("{ce:?}")),
@@ -1264,8 +1371,9 @@ fn tls_info(certs: &[rustls_pki_types::CertificateDer<'_>]) -> Option<TlsInfo> {
         let na = cert.validity().not_after.timestamp();
         earliest = earliest.min(na);
         if i == 0 {
-            info.subject = cert.subject().to_string();
-            info.issuer = cert.issuer().to_string();
+            // Names are the peer's bytes (a UTF8String may hold control characters).
+            info.subject = super::evidence::excerpt(cert.subject().to_string().as_bytes());
+            info.issuer = super::evidence::excerpt(cert.issuer().to_string().as_bytes());
             info.leaf_not_after = na;
         }
     }
@@ -1324,6 +1432,44 @@ mod tests {
             tls_failure(&e, b""),
             TlsFailure::HostnameMismatch(_)
         ));
+    }
+
+    #[test]
+    fn credentials_follow_a_redirect_only_to_the_same_host_or_a_subdomain() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let follows = |a: &str, b: &str| credential_may_follow(&u(a), &u(b));
+        // Go's rule: the same host name (any port) or a subdomain of it.
+        assert!(follows(
+            "https://auth.example/t",
+            "https://AUTH.example:8443/x"
+        ));
+        assert!(follows("https://example.com/t", "https://eu.example.com/t"));
+        assert!(follows("http://auth.example/t", "https://auth.example/t"));
+        assert!(!follows(
+            "https://eu.example.com/t",
+            "https://example.com/t"
+        ));
+        assert!(!follows(
+            "https://example.com/t",
+            "https://badexample.com/t"
+        ));
+        assert!(!follows("http://127.0.0.1:1/t", "http://127.0.0.2:1/t"));
+        assert!(!follows("http://[::1]:1/t", "http://[::2]:1/t"));
+        // Never from HTTPS down to plain HTTP, even on the same host.
+        assert!(!follows("https://auth.example/t", "http://auth.example/t"));
+    }
+
+    #[test]
+    fn a_location_beyond_ascii_is_percent_encoded_byte_for_byte() {
+        assert_eq!(location_text(b"/v2/\xff\xfe\xc3\x28"), "/v2/%FF%FE%C3(");
+        assert_eq!(
+            location_text(b"https://r.example/v2/"),
+            "https://r.example/v2/"
+        );
+        let next = Url::parse("http://r.example/v2/")
+            .unwrap()
+            .join(&location_text(b"http://\xff\xfe:1/"));
+        assert!(next.is_err(), "{next:?}");
     }
 
     #[test]

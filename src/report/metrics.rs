@@ -199,6 +199,17 @@ fn render(snap: &Snapshot, mut enc: DescriptorEncoder) -> Result<(), fmt::Error>
     )?;
     gauge(
         enc,
+        "regprobe_insecure_token_realm",
+        "1 when the registry is HTTPS but its token realm is plain http:// (the password travels unencrypted to the token service).",
+        creds.iter().map(|(registry, secret, e)| {
+            (
+                [("registry", *registry), ("secret", *secret)],
+                i64::from(e.latest.insecure_realm),
+            )
+        }),
+    )?;
+    gauge(
+        enc,
         "regprobe_last_probe_timestamp_seconds",
         "Unix time the last credential probe started.",
         creds.iter().filter_map(|(registry, secret, e)| {
@@ -686,6 +697,7 @@ mod tests {
             ("regprobe_image_success", "gauge"),
             ("regprobe_image_failure_reason", "gauge"),
             ("regprobe_tls_cert_expiry_timestamp_seconds", "gauge"),
+            ("regprobe_insecure_token_realm", "gauge"),
             ("regprobe_dockerhub_ratelimit_limit", "gauge"),
             ("regprobe_dockerhub_ratelimit_remaining", "gauge"),
             ("regprobe_secret_valid", "gauge"),
@@ -881,6 +893,26 @@ print(json.dumps(out))
              `python3 -m pip install prometheus-client` (or Debian's python3-prometheus-client), \
              or point REGPROBE_PYTHON at an interpreter that has it.",
             tried.join("; ")
+        );
+    }
+
+    #[test]
+    fn insecure_token_realm_gauge() {
+        let store = Store::new("t");
+        let mut r = ProbeResult::new("registry.example.com", Some("a".to_owned()));
+        r.insecure_realm = true;
+        store.record(r);
+        store.record(ProbeResult::new("ghcr.io", Some("b".to_owned())));
+        let text = encode(&store);
+        assert!(
+            text.contains(
+                r#"regprobe_insecure_token_realm{registry="registry.example.com",secret="a"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"regprobe_insecure_token_realm{registry="ghcr.io",secret="b"} 0"#),
+            "{text}"
         );
     }
 

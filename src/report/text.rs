@@ -1,12 +1,16 @@
-//! `regprobe check` text output: one block per probe, each phase with its time, the failing
-//! step with the server's status, error code and message, the detail and the hint.
+//! `regprobe check` text output: the diagnosis of [`crate::report::diagnosis`], one step per
+//! line (mark, step, time, what happened), the evidence under a failing step (the server's
+//! status, error code and message, its challenge), then the verdict and the fix.
 //!
-//! With `style.color` the marks are coloured `✓`/`✗` (a terminal); without, the words `ok` and
-//! `FAIL` (a pipe or a file), so the output greps and diffs well. Nothing printed here comes
-//! from a credential: [`ProbeResult`] holds none.
+//! With `style.color` the marks are coloured symbols `✓ ✗ ! – ·` (a terminal); without, the
+//! words `ok FAIL warn skip -` (a pipe or a file), so the output greps and diffs well. With
+//! `style.verbose` every exchange of every step is shown, with the request facts known
+//! (`Authorization: Basic <redacted>`). Nothing printed here comes from a credential:
+//! [`ProbeResult`] and the diagnosis hold none.
 
 use crate::plan::Skipped;
 use crate::probe::{Phase, ProbeResult};
+use crate::report::diagnosis::{ExchangeView, ImageDiagnosis, Mark, Step, Verdict, Walk};
 use std::fmt::Write;
 
 /// How to render.
@@ -14,7 +18,8 @@ use std::fmt::Write;
 pub struct Style {
     /// ANSI colours and symbols (a terminal that did not set `NO_COLOR`).
     pub color: bool,
-    /// Also print every HTTP exchange (method, URL, status, challenge, error).
+    /// Also print every HTTP exchange (method, URL, status, challenge, error, and which
+    /// credential the request carried, redacted).
     pub verbose: bool,
 }
 
@@ -42,95 +47,9 @@ pub fn fmt_secs(s: f64) -> String {
     }
 }
 
-/// Renders a whole `check` run: every result, the skipped entries and warnings, and a
-/// summary line.
-pub fn render(
-    results: &[ProbeResult],
-    skipped: &[Skipped],
-    warnings: &[String],
-    style: Style,
-) -> String {
-    let mut out = String::new();
-    for r in results {
-        out.push_str(&render_one(r, style));
-        out.push('\n');
-    }
-    for s in skipped {
-        let _ = writeln!(
-            out,
-            "{} {}  secret={}  {}",
-            paint(style, DIM, if style.color { "–" } else { "skip" }),
-            if s.registry.is_empty() {
-                "(none)"
-            } else {
-                &s.registry
-            },
-            s.secret,
-            s.why
-        );
-    }
-    for w in warnings {
-        let _ = writeln!(out, "{} {w}", paint(style, YELLOW, "warning:"));
-    }
-    let failed = results.iter().filter(|r| !r.success).count();
-    let summary = format!(
-        "{} probe{}, {} ok, {} failed",
-        results.len(),
-        if results.len() == 1 { "" } else { "s" },
-        results.len() - failed,
-        failed
-    );
-    let _ = writeln!(
-        out,
-        "{}",
-        paint(style, if failed > 0 { RED } else { GREEN }, &summary)
-    );
-    out
-}
-
-/// Renders kubelet's pull loop for one image: every key of the keyring with why it does or
-/// does not apply, each credential attempt, and the verdict.
-pub fn render_image(image: &str, results: &[ProbeResult], style: Style) -> String {
-    let mut out = String::new();
-    let ok = results.iter().any(|r| r.success);
-    let _ = writeln!(out, "{} {}", paint(style, BOLD, "image"), image);
-    if let Some(first) = results.first() {
-        for v in &first.key_verdicts {
-            let _ = writeln!(out, "    {v}");
-        }
-        if first.key_verdicts.is_empty() {
-            let _ = writeln!(out, "    no registry keys in the secrets");
-        }
-    }
-    for (i, r) in results.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  attempt {} of {}: {}",
-            i + 1,
-            results.len(),
-            match (&r.secret, &r.username) {
-                (Some(s), Some(u)) => format!("secret {s}, user {u}"),
-                (Some(s), None) =>
-                    format!("secret {s}, no username (containerd pulls anonymously)"),
-                _ => "no credential (anonymous)".to_string(),
-            }
-        );
-        for line in render_one(r, style).lines() {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    let verdict = if ok {
-        paint(style, GREEN, "pullable: kubelet's pull would succeed")
-    } else {
-        paint(style, RED, "not pullable: every credential attempt failed")
-    };
-    let _ = writeln!(out, "  {verdict}\n");
-    out
-}
-
-/// Renders one probe.
-pub fn render_one(r: &ProbeResult, style: Style) -> String {
-    let mut out = String::new();
+/// The first line of a probe: mark, registry, secret, image, user, auth mode, time, and on
+/// failure `reason (class)`.
+pub fn header_line(r: &ProbeResult, style: Style) -> String {
     let mark = match (r.success, style.color) {
         (true, true) => paint(style, GREEN, "✓"),
         (false, true) => paint(style, RED, "✗"),
@@ -163,147 +82,294 @@ pub fn render_one(r: &ProbeResult, style: Style) -> String {
             paint(style, RED, &format!("{reason} ({class})"))
         );
     }
-    let _ = writeln!(out, "{head}");
-    if let Some(e) = &r.endpoint {
-        let _ = writeln!(out, "    endpoint: {e}");
+    head
+}
+
+fn phases_line(r: &ProbeResult) -> Option<String> {
+    if r.phases.is_empty() {
+        return None;
     }
-    if !r.phases.is_empty() {
-        let phases: Vec<String> = Phase::ALL
-            .iter()
-            .filter_map(|p| r.phases.get(p).map(|s| format!("{p} {}", fmt_secs(*s))))
-            .collect();
-        let _ = writeln!(out, "    phases: {}", phases.join(" · "));
-    }
-    if r.image.is_some() {
-        if r.matched_keys.is_empty() {
-            let _ = writeln!(
-                out,
-                "    keys: none of the secrets' keys match this image: kubelet pulls anonymously"
-            );
-        } else {
-            let keys: Vec<String> = r
-                .matched_keys
-                .iter()
-                .map(|k| format!("{} ({})", k.key, k.secret))
-                .collect();
-            let _ = writeln!(
-                out,
-                "    keys matched, in kubelet's order: {}",
-                keys.join(", ")
-            );
-        }
-        for h in &r.hosts {
-            let verdict = match (h.success, h.reason) {
-                (true, _) => paint(style, GREEN, "ok"),
-                (false, Some(reason)) => paint(style, RED, reason.as_str()),
-                (false, None) => paint(style, RED, "failed"),
-            };
-            let _ = writeln!(
-                out,
-                "    host {}{}: {verdict} — {}",
-                h.host,
-                if h.mirror { " (mirror)" } else { "" },
-                h.detail
-            );
-        }
-        if let Some(d) = &r.digest {
-            let _ = writeln!(out, "    digest: {d}");
-        }
-        if let Some(rl) = &r.ratelimit {
-            let _ = writeln!(
-                out,
-                "    Docker Hub rate limit: {} of {} pulls left{}",
-                rl.remaining,
-                rl.limit,
-                rl.window_seconds
-                    .map(|w| format!(" per {}h", w / 3600))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    if let Some(t) = &r.tls {
-        let _ = writeln!(
-            out,
-            "    tls: subject {} · issuer {} · expires {}{}",
-            t.subject,
-            t.issuer,
-            fmt_time(t.leaf_not_after),
-            if t.verified_by.is_empty() {
-                String::new()
-            } else {
-                format!(" · trust: {}", t.verified_by)
-            }
-        );
-    }
-    if style.verbose || !r.success {
-        let shown: Vec<&crate::probe::Exchange> = if style.verbose {
-            r.exchanges.iter().collect()
-        } else {
-            r.exchanges.last().into_iter().collect()
-        };
-        for e in shown {
-            let mut line = format!(
-                "    {}{} {} → {}",
-                e.phase.map(|p| format!("[{p}] ")).unwrap_or_default(),
-                e.method,
-                e.url,
-                e.status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "no response".into())
-            );
-            if let Some(c) = &e.error_code {
-                let _ = write!(line, " {c}");
-            }
-            if let Some(m) = &e.error_message {
-                let _ = write!(line, ": {m}");
-            }
-            let _ = writeln!(out, "{line}");
-            if let Some(ch) = &e.challenge {
-                let _ = writeln!(out, "      WWW-Authenticate: {ch}");
-            }
-        }
-    }
-    if !r.detail.is_empty() {
-        let _ = writeln!(out, "    {}", r.detail);
-    }
-    if !r.success && !r.hint.is_empty() {
-        let _ = writeln!(out, "    {} {}", paint(style, YELLOW, "fix:"), r.hint);
-    }
-    for n in r
-        .notes
+    let phases: Vec<String> = Phase::ALL
         .iter()
-        .filter(|n| style.verbose || !n.starts_with("TLS trust:"))
-    {
-        let _ = writeln!(out, "    {} {n}", paint(style, DIM, "note:"));
+        .filter_map(|p| r.phases.get(p).map(|s| format!("{p} {}", fmt_secs(*s))))
+        .collect();
+    Some(format!("phases: {}", phases.join(" · ")))
+}
+
+/// Width of the mark column: plain words (`FAIL`), or a symbol in colour.
+fn mark_width(style: Style) -> usize {
+    if style.color {
+        2
+    } else {
+        6
+    }
+}
+/// Width of the step label column.
+const LABEL_WIDTH: usize = 10;
+/// Width of the time column.
+const TIME_WIDTH: usize = 6;
+
+fn mark_cell(mark: Mark, style: Style) -> String {
+    let (symbol, word, code) = match mark {
+        Mark::Ok => ("✓", "ok", GREEN),
+        Mark::Fail => ("✗", "FAIL", RED),
+        Mark::Warn => ("!", "warn", YELLOW),
+        Mark::Skip => ("–", "skip", DIM),
+        Mark::NotReached => ("·", "-", DIM),
+    };
+    let text = if style.color { symbol } else { word };
+    let pad = mark_width(style).saturating_sub(text.chars().count());
+    format!("{}{}", paint(style, code, text), " ".repeat(pad))
+}
+
+fn exchange_lines(v: &ExchangeView, verbose: bool) -> Vec<String> {
+    let e = &v.exchange;
+    let mut line = format!(
+        "{}{} {} → {}",
+        e.phase.map(|p| format!("[{p}] ")).unwrap_or_default(),
+        e.method,
+        e.url,
+        e.status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "no response".into())
+    );
+    if let Some(c) = &e.error_code {
+        let _ = write!(line, " {c}");
+    }
+    if let Some(m) = &e.error_message {
+        let _ = write!(line, ": {m}");
+    }
+    if v.repeated > 1 {
+        let _ = write!(line, "  (×{})", v.repeated);
+    }
+    let mut out = vec![line];
+    if verbose {
+        out.extend(v.request.iter().map(|r| format!("  {r}")));
+    }
+    if let Some(ch) = &e.challenge {
+        out.push(format!("  WWW-Authenticate: {ch}"));
     }
     out
 }
 
-fn fmt_time(unix: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64),
+/// Renders the steps of a walk, `indent` spaces in. Consecutive steps that were not reached
+/// share one line.
+pub fn render_steps(steps: &[Step], style: Style, indent: usize) -> String {
+    let mut out = String::new();
+    let pad = " ".repeat(indent);
+    let detail_pad = " ".repeat(indent + mark_width(style) + LABEL_WIDTH + TIME_WIDTH + 2);
+    let mut i = 0;
+    while i < steps.len() {
+        let s = &steps[i];
+        if s.mark == Mark::NotReached {
+            let mut labels = vec![s.step.label()];
+            while i + 1 < steps.len() && steps[i + 1].mark == Mark::NotReached {
+                i += 1;
+                labels.push(steps[i].step.label());
+            }
+            let _ = writeln!(
+                out,
+                "{pad}{}{}",
+                mark_cell(Mark::NotReached, style),
+                paint(style, DIM, &format!("{}: not reached", labels.join(", ")))
+            );
+            i += 1;
+            continue;
+        }
+        let time = s.seconds.map(fmt_secs).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{pad}{}{:<lw$}{:>tw$}  {}",
+            mark_cell(s.mark, style),
+            s.step.label(),
+            time,
+            s.summary,
+            lw = LABEL_WIDTH,
+            tw = TIME_WIDTH
+        );
+        for e in &s.evidence {
+            let _ = writeln!(out, "{detail_pad}{e}");
+        }
+        let shown = if style.verbose {
+            &s.all_exchanges
+        } else {
+            &s.exchanges
+        };
+        for v in shown {
+            for line in exchange_lines(v, style.verbose) {
+                let _ = writeln!(out, "{detail_pad}{line}");
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Renders a verdict: `verdict:` with the class and reason, `fix:` with the next step, and
+/// `also:` lines.
+pub fn render_verdict(v: &Verdict, style: Style, indent: usize, label: &str) -> String {
+    let pad = " ".repeat(indent);
+    let mut out = String::new();
+    if v.ok {
+        let _ = writeln!(
+            out,
+            "{pad}{label}: {}: {}",
+            paint(style, GREEN, "ok"),
+            v.summary
+        );
+    } else {
+        let what = match (v.class, v.reason) {
+            (Some(c), Some(r)) => format!("FAIL {c} ({r})"),
+            _ => "FAIL".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{pad}{label}: {}: {}",
+            paint(style, RED, &what),
+            v.summary
+        );
+    }
+    if !v.next.is_empty() {
+        let _ = writeln!(out, "{pad}{} {}", paint(style, YELLOW, "fix:"), v.next);
+    }
+    for a in &v.also {
+        let _ = writeln!(out, "{pad}{} {a}", paint(style, YELLOW, "also:"));
+    }
+    out
+}
+
+fn render_notes(r: &ProbeResult, style: Style, out: &mut String) {
+    for n in r
+        .notes
+        .iter()
+        .filter(|n| style.verbose || (n.contains("unencrypted") && !n.starts_with("TLS trust:")))
+    {
+        let _ = writeln!(out, "    {} {n}", paint(style, DIM, "note:"));
+    }
+}
+
+/// Renders the diagnosis of one credential probe (or of a secret that does not parse): the
+/// probe's header line, its phase times, the steps, the verdict.
+pub fn render_walk(r: &ProbeResult, walk: &Walk, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", header_line(r, style));
+    if let Some(p) = phases_line(r) {
+        let _ = writeln!(out, "    {p}");
+    }
+    out.push_str(&render_steps(&walk.steps, style, 4));
+    out.push_str(&render_verdict(&walk.verdict, style, 4, "verdict"));
+    render_notes(r, style, &mut out);
+    out
+}
+
+/// Renders the diagnosis of one image: its pod, secrets, keys and keyring lookup, each
+/// credential attempt kubelet makes, and the verdict. `pulls` are the attempts' results.
+pub fn render_image_diagnosis(d: &ImageDiagnosis, pulls: &[&ProbeResult], style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", paint(style, BOLD, "image"), d.image);
+    if let Some(w) = &d.workload {
+        let _ = writeln!(
+            out,
+            "  in {w}{}",
+            if d.containers.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", d.containers.join(", "))
+            }
+        );
+    }
+    out.push_str(&render_steps(&d.steps, style, 4));
+    let n = d.attempts.len();
+    for (i, a) in d.attempts.iter().enumerate() {
+        let _ = writeln!(out, "  attempt {} of {n}: {}", i + 1, a.title);
+        out.push_str(&render_steps(&a.steps, style, 4));
+        if n > 1 {
+            out.push_str(&render_verdict(&a.verdict, style, 4, "result"));
+        }
+        if let Some(r) = pulls.get(i) {
+            render_notes(r, style, &mut out);
+        }
+    }
+    out.push_str(&render_verdict(&d.verdict, style, 2, "verdict"));
+    out
+}
+
+/// Renders what `check` lists after the walks: entries not probed, warnings, and the summary.
+pub fn render_footer(
+    skipped: &[Skipped],
+    warnings: &[String],
+    summary: &str,
+    failed: bool,
+    style: Style,
+) -> String {
+    let mut out = String::new();
+    for s in skipped {
+        let _ = writeln!(
+            out,
+            "{} {}  secret={}  {}",
+            paint(style, DIM, if style.color { "–" } else { "skip" }),
+            if s.registry.is_empty() {
+                "(none)"
+            } else {
+                &s.registry
+            },
+            s.secret,
+            s.why
+        );
+    }
+    for w in warnings {
+        let _ = writeln!(out, "{} {w}", paint(style, YELLOW, "warning:"));
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(style, if failed { RED } else { GREEN }, summary)
+    );
+    out
+}
+
+/// `3 probes, 1 ok, 2 failed`.
+pub fn probes_summary(results: &[ProbeResult]) -> String {
+    let failed = results.iter().filter(|r| !r.success).count();
+    format!(
+        "{} probe{}, {} ok, {} failed",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        results.len() - failed,
+        failed
     )
-    .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::{Class, Exchange, Reason};
+    use crate::report::diagnosis::{diagnose_credential, Context};
 
     fn failing() -> ProbeResult {
         let mut r = ProbeResult::new("registry.test:5000", Some("bad".into()));
         r.reason = Some(Reason::Unauthorized);
         r.class = Some(Class::Credential);
         r.username = Some("ci-bot".into());
+        r.auth_mode = Some("bearer".into());
+        r.endpoint = Some("https://registry.test:5000/v2/".into());
         r.detail = "the token service rejected user `ci-bot` with 401".into();
         r.hint = "recreate the secret".into();
         r.add_phase(Phase::Resolve, 0.001);
         r.add_phase(Phase::Token, 0.040);
         r.exchanges.push(Exchange {
+            phase: Some(Phase::Challenge),
+            method: "GET".into(),
+            url: "https://registry.test:5000/v2/".into(),
+            status: Some(401),
+            challenge: Some("Bearer realm=\"https://auth.test/token\"".into()),
+            error_code: None,
+            error_message: None,
+        });
+        r.exchanges.push(Exchange {
             phase: Some(Phase::Token),
             method: "GET".into(),
-            url: "http://127.0.0.1:1/token?service=s".into(),
+            url: "https://auth.test/token?service=s".into(),
             status: Some(401),
             challenge: None,
             error_code: Some("UNAUTHORIZED".into()),
@@ -312,84 +378,37 @@ mod tests {
         r
     }
 
+    fn walk(r: &ProbeResult, style: Style) -> String {
+        render_walk(r, &diagnose_credential(None, r, &Context::default()), style)
+    }
+
     #[test]
     fn plain_output_names_reason_step_and_fix() {
-        let out = render(&[failing()], &[], &[], Style::default());
+        let out = walk(&failing(), Style::default());
         assert!(
             out.starts_with("FAIL registry.test:5000  secret=bad  user=ci-bot"),
             "{out}"
         );
         assert!(out.contains("unauthorized (credential)"));
-        assert!(out.contains("phases: resolve 1ms · token 40ms"));
+        assert!(out.contains("phases: resolve 1ms · token 40ms"), "{out}");
+        assert!(out.contains("FAIL  token       40ms  the token service at auth.test answered 401 to user `ci-bot`"), "{out}");
         assert!(out.contains(
-            "[token] GET http://127.0.0.1:1/token?service=s → 401 UNAUTHORIZED: authentication required"
-        ));
-        assert!(out.contains("fix: recreate the secret"));
-        assert!(out.contains("1 probe, 0 ok, 1 failed"));
+            "[token] GET https://auth.test/token?service=s → 401 UNAUTHORIZED: authentication required"
+        ), "{out}");
+        assert!(out.contains("-     verify: not reached"), "{out}");
+        assert!(out.contains("verdict: FAIL credential (unauthorized): the token service at auth.test rejected user `ci-bot`: the password is wrong or expired"), "{out}");
+        assert!(
+            out.contains("fix: check it with `docker login registry.test:5000 -u ci-bot`"),
+            "{out}"
+        );
         assert!(!out.contains('\x1b'));
-    }
-
-    #[test]
-    fn image_probe_lists_keys_and_hosts() {
-        use crate::probe::{HostVerdict, KeyRef};
-        let mut r = ProbeResult::new("registry.test", Some("team".into()));
-        r.image = Some("registry.test/team/app:1".into());
-        r.matched_keys = vec![
-            KeyRef {
-                secret: "team".into(),
-                key: "registry.test/team".into(),
-            },
-            KeyRef {
-                secret: "all".into(),
-                key: "registry.test".into(),
-            },
-        ];
-        r.hosts = vec![
-            HostVerdict {
-                host: "http://mirror.test:5000/v2".into(),
-                mirror: true,
-                success: false,
-                reason: Some(Reason::ConnectRefused),
-                detail: "down".into(),
-            },
-            HostVerdict {
-                host: "https://registry.test/v2".into(),
-                mirror: false,
-                success: true,
-                reason: None,
-                detail: "resolved".into(),
-            },
-        ];
-        r.success = true;
-        let out = render_one(&r, Style::default());
-        assert!(
-            out.contains(
-                "keys matched, in kubelet's order: registry.test/team (team), registry.test (all)"
-            ),
-            "{out}"
-        );
-        assert!(
-            out.contains("host http://mirror.test:5000/v2 (mirror): connect_refused — down"),
-            "{out}"
-        );
-        assert!(
-            out.contains("host https://registry.test/v2: ok — resolved"),
-            "{out}"
-        );
-        r.matched_keys.clear();
-        let out = render_one(&r, Style::default());
-        assert!(
-            out.contains("none of the secrets' keys match this image"),
-            "{out}"
-        );
+        assert_eq!(probes_summary(&[failing()]), "1 probe, 0 ok, 1 failed");
     }
 
     #[test]
     fn colour_only_when_asked() {
-        let out = render(
-            &[failing()],
-            &[],
-            &[],
+        let out = walk(
+            &failing(),
             Style {
                 color: true,
                 verbose: false,
@@ -399,20 +418,26 @@ mod tests {
     }
 
     #[test]
-    fn success_hides_exchanges_unless_verbose() {
-        let mut r = ProbeResult::new("ghcr.io", Some("good".into()));
-        r.success = true;
-        r.exchanges = failing().exchanges;
-        let out = render_one(&r, Style::default());
-        assert!(out.starts_with("ok ghcr.io"));
-        assert!(!out.contains("[token]"));
-        let out = render_one(
+    fn verbose_shows_every_exchange_with_redacted_authorization() {
+        let mut r = failing();
+        r.username = Some("ci-bot".into());
+        let quiet = walk(&r, Style::default());
+        assert!(!quiet.contains("[challenge]"), "{quiet}");
+        let loud = walk(
             &r,
             Style {
                 color: false,
                 verbose: true,
             },
         );
-        assert!(out.contains("[token]"));
+        assert!(
+            loud.contains("[challenge] GET https://registry.test:5000/v2/ → 401"),
+            "{loud}"
+        );
+        assert!(loud.contains("WWW-Authenticate: Bearer realm="), "{loud}");
+        assert!(
+            loud.contains("> Authorization: Basic <redacted> (user ci-bot)"),
+            "{loud}"
+        );
     }
 }

@@ -20,7 +20,7 @@
 //!
 //! Concerns, one file each: [`certs`] (test PKI), [`registry`] (`docker-registry serve`),
 //! [`token`] (token issuer for distribution's token auth), [`dns`] (dnsmasq), [`fakes`]
-//! (misbehaving servers), [`image`] (pushing a tiny image with skopeo), [`secrets`] (mounted
+//! (misbehaving servers), [`hostile`] (scripted byte-level misbehaviour), [`image`] (pushing a tiny image with skopeo), [`secrets`] (mounted
 //! secret layouts), [`http`] (a tiny blocking HTTP/1.1 client for checks), [`process`] and
 //! [`rt`] (child processes and the background tokio runtime), [`openmetrics`] (Python's
 //! OpenMetrics reference parser, for `/metrics`).
@@ -31,6 +31,7 @@ pub mod certs;
 pub mod containerd;
 pub mod dns;
 pub mod fakes;
+pub mod hostile;
 pub mod http;
 pub mod image;
 pub mod openmetrics;
