@@ -114,6 +114,7 @@ pub fn record(
     } else {
         error_parts(&resp.body)
     };
+    let response_headers = recorded_headers(resp, secrets);
     result.exchanges.push(Exchange {
         phase: Some(phase),
         method: method.to_string(),
@@ -122,7 +123,32 @@ pub fn record(
         challenge,
         error_code: code.map(|c| clean(&c)),
         error_message: message.map(|m| clean(&m)),
+        response_headers,
     });
+}
+
+/// The response headers worth showing (`check -v`), with any value that may carry a
+/// credential replaced by `<redacted>`, and every value cleaned and cut as an excerpt.
+fn recorded_headers(resp: &Response, secrets: &[&str]) -> Vec<(String, String)> {
+    let sensitive = |name: &str| {
+        ["cookie", "auth", "token", "secret", "key"]
+            .iter()
+            .any(|w| name.contains(w))
+    };
+    resp.headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "www-authenticate" | "date"))
+        .take(super::outcome::MAX_RECORDED_HEADERS)
+        .map(|(name, value)| {
+            let name = name.as_str().to_string();
+            let value = if sensitive(&name) {
+                "<redacted>".to_string()
+            } else {
+                excerpt(redact(&String::from_utf8_lossy(value.as_bytes()), secrets).as_bytes())
+            };
+            (name, value)
+        })
+        .collect()
 }
 
 /// Records an exchange that got no response (a transport failure).
@@ -238,6 +264,45 @@ mod tests {
             registry_error(format!(r#"{{"errors":[{{"message":"{pad}   {pad}"}}]}}"#).as_bytes()).1,
             Some(excerpt(format!("{pad} {pad}").as_bytes()))
         );
+    }
+
+    #[test]
+    fn response_headers_are_kept_bounded_and_redacted() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "docker-distribution-api-version",
+            "registry/2.0".parse().unwrap(),
+        );
+        h.insert("set-cookie", "session=abc".parse().unwrap());
+        h.insert("x-auth-token", "t0k3n".parse().unwrap());
+        h.insert("date", "Sat, 21 Nov 2026 10:00:00 GMT".parse().unwrap());
+        h.insert("www-authenticate", "Basic realm=\"r\"".parse().unwrap());
+        h.insert("x-echo", "user alice pw S3cr3t-Pa55".parse().unwrap());
+        for i in 0..40 {
+            h.insert(
+                http::HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                "v".parse().unwrap(),
+            );
+        }
+        let resp = Response {
+            status: http::StatusCode::UNAUTHORIZED,
+            headers: h,
+            body: bytes::Bytes::new(),
+            truncated: false,
+            url: url::Url::parse("http://r.test/v2/").unwrap(),
+        };
+        let got = recorded_headers(&resp, &["S3cr3t-Pa55"]);
+        let find = |n: &str| got.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(
+            find("docker-distribution-api-version"),
+            Some("registry/2.0")
+        );
+        assert_eq!(find("set-cookie"), Some("<redacted>"));
+        assert_eq!(find("x-auth-token"), Some("<redacted>"));
+        assert_eq!(find("x-echo"), Some("user alice pw <redacted>"));
+        assert_eq!(find("date"), None);
+        assert_eq!(find("www-authenticate"), None);
+        assert_eq!(got.len(), crate::probe::outcome::MAX_RECORDED_HEADERS);
     }
 
     #[test]

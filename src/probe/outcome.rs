@@ -270,7 +270,16 @@ pub struct Exchange {
     /// The registry's error message, or a short excerpt of a non-JSON body (cut to 200 chars).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// Response headers (`check -v`), at most [`MAX_RECORDED_HEADERS`], values cut to an
+    /// excerpt; `WWW-Authenticate` is in `challenge`, `Date` is left out, and any header that
+    /// may carry a credential (cookies, `*auth*`, `*token*`, `*secret*`, `*key*`) shows
+    /// `<redacted>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<(String, String)>,
 }
+
+/// Response headers kept per exchange at most.
+pub const MAX_RECORDED_HEADERS: usize = 24;
 
 /// What the network layer did for one host: the addresses DNS gave and the one connected to.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]

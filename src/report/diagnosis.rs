@@ -1933,6 +1933,7 @@ mod tests {
                 challenge: Some("Basic realm=\"r\"".into()),
                 error_code: Some("UNAUTHORIZED".into()),
                 error_message: Some("authentication required".into()),
+                response_headers: vec![],
             });
         }
         r

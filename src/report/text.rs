@@ -145,6 +145,11 @@ fn exchange_lines(v: &ExchangeView, verbose: bool) -> Vec<String> {
     let mut out = vec![line];
     if verbose {
         out.extend(v.request.iter().map(|r| format!("  {r}")));
+        out.extend(
+            e.response_headers
+                .iter()
+                .map(|(k, val)| format!("  < {k}: {val}")),
+        );
     }
     if let Some(ch) = &e.challenge {
         out.push(format!("  WWW-Authenticate: {ch}"));
@@ -365,6 +370,7 @@ mod tests {
             challenge: Some("Bearer realm=\"https://auth.test/token\"".into()),
             error_code: None,
             error_message: None,
+            response_headers: vec![],
         });
         r.exchanges.push(Exchange {
             phase: Some(Phase::Token),
@@ -374,6 +380,7 @@ mod tests {
             challenge: None,
             error_code: Some("UNAUTHORIZED".into()),
             error_message: Some("authentication required".into()),
+            response_headers: vec![],
         });
         r
     }
