@@ -338,10 +338,12 @@ impl Scheduler {
             slot.in_flight = true;
             let (env, job, tx, sem) = (env.clone(), slot.job.clone(), tx.clone(), Arc::clone(sem));
             tokio::spawn(async move {
-                let Ok(_global) = sem.acquire_owned().await else {
+                // The registry's permit first: probes queued behind a stalled registry must not
+                // hold global permits that other registries' probes need.
+                let Ok(_per_registry) = registry_sem.acquire_owned().await else {
                     return;
                 };
-                let Ok(_per_registry) = registry_sem.acquire_owned().await else {
+                let Ok(_global) = sem.acquire_owned().await else {
                     return;
                 };
                 let results = job.run(&env, audit_all).await;

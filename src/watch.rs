@@ -55,6 +55,18 @@ impl WatchSet {
     }
 }
 
+/// Whether an event kind can mean the inputs changed. Opening and reading a file (regprobe's own
+/// re-read does both) are not changes: reacting to them made every reload trigger the next one.
+/// A file closed after writing is.
+pub fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        notify::EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// Starts watching `set`; every event sends `()` on `tx` (the scheduler debounces). A path that
 /// cannot be watched is reported in [`InputWatcher::warnings`], never an error: the periodic
 /// re-read still covers it.
@@ -62,7 +74,9 @@ pub fn watch(set: &WatchSet, tx: UnboundedSender<()>) -> InputWatcher {
     let mut warnings = Vec::new();
     let handler = move |res: notify::Result<notify::Event>| {
         // Errors (queue overflow, a removed root) also mean "look again".
-        let _ = res;
+        if res.as_ref().is_ok_and(|e| !is_change(&e.kind)) {
+            return;
+        }
         let _ = tx.send(());
     };
     let mut watcher = match notify::recommended_watcher(handler) {
@@ -155,6 +169,28 @@ mod tests {
             let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
             assert!(matches!(got, Ok(Some(()))), "swap {gen} not seen");
         }
+    }
+
+    /// Reading the inputs (what every reload does) must not trigger another reload.
+    #[tokio::test]
+    async fn reading_the_inputs_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s").join(".dockerconfigjson");
+        std::fs::create_dir(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, "{}").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _w = watch(&WatchSet::of(&[dir.path().to_path_buf()], &[], &[]), tx);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        for _ in 0..5 {
+            let _ = std::fs::read_to_string(&f).unwrap();
+            let _ = std::fs::read_dir(dir.path()).unwrap().count();
+        }
+        let got = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+        assert!(got.is_err(), "reads were reported as changes");
+        std::fs::write(&f, "{\"auths\":{}}").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(got, Ok(Some(()))), "a write was not seen");
     }
 
     #[test]
