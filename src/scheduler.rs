@@ -13,7 +13,8 @@
 //!   probe; no slot of that registry is probed again before its `Retry-After` (or one
 //!   interval when the registry gave none).
 //! * **Reload**: inputs are re-read when a watched directory changes ([`crate::watch`],
-//!   debounced), on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` as a safety net.
+//!   debounced), on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` (at most one
+//!   interval) as a safety net.
 //!   A new or changed credential is probed at once; a removed one loses its series
 //!   ([`Store::set_inputs`]). A secret that stops parsing (a half-written file, a bad update)
 //!   keeps its last good credentials probing while it reports `secret_invalid`, and
@@ -218,10 +219,10 @@ pub async fn run(
     let sem = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
     let (tx, mut rx) = mpsc::channel::<(SlotKey, Vec<ProbeResult>)>(64);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut reload_tick = tokio::time::interval_at(
-        Instant::now() + schedule.reload_interval,
-        schedule.reload_interval,
-    );
+    // At least once per interval: a secret that does not parse is "probed" by each re-read, so
+    // its series stay as fresh as the others (`RegprobeProbeStale` looks at 3 intervals).
+    let reread = schedule.reload_interval.min(schedule.interval).max(Duration::from_secs(1));
+    let mut reload_tick = tokio::time::interval_at(Instant::now() + reread, reread);
     let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
     let sources = inputs.sources();
     let hosts_dirs = inputs.hosts_dirs().unwrap_or_default();
