@@ -221,7 +221,10 @@ pub async fn run(
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // At least once per interval: a secret that does not parse is "probed" by each re-read, so
     // its series stay as fresh as the others (`RegprobeProbeStale` looks at 3 intervals).
-    let reread = schedule.reload_interval.min(schedule.interval).max(Duration::from_secs(1));
+    let reread = schedule
+        .reload_interval
+        .min(schedule.interval)
+        .max(Duration::from_secs(1));
     let mut reload_tick = tokio::time::interval_at(Instant::now() + reread, reread);
     let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
     let sources = inputs.sources();
