@@ -93,8 +93,19 @@ pub fn plan(
             }
             let namespace = host_of(&entry.registry);
             let resolution = hosts_for(hosts_dirs, namespace)?;
+            let why = resolution.warnings.join("; ");
             out.warnings.extend(resolution.warnings);
             let Some(upstream) = resolution.hosts.into_iter().last() else {
+                // containerd would keep an unusable upstream and fail the pull; say so here
+                // rather than skip the credential silently.
+                out.skipped.push(Skipped {
+                    secret: secret.id.clone(),
+                    registry: entry.registry.clone(),
+                    why: format!(
+                        "the host configuration for {namespace} leaves no usable host to contact ({})",
+                        if why.is_empty() { "no host" } else { why.as_str() }
+                    ),
+                });
                 continue;
             };
             out.targets.push(CredentialTarget {
@@ -249,6 +260,35 @@ mod tests {
         assert!(!matches_filter("ghcr.io", &only));
         let only = vec!["quay.io/myorg".to_string()];
         assert!(matches_filter("quay.io/myorg", &only));
+    }
+
+    #[test]
+    fn a_host_configuration_with_no_usable_host_is_reported_not_skipped_silently() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("registry.example.com");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("hosts.toml"),
+            "server = \"gopher+x://registry.example.com\"\n",
+        )
+        .unwrap();
+        let secrets = crate::secrets::load::parse_secret_content(
+            br#"{"auths":{"registry.example.com":{"username":"u","password":"p"}}}"#,
+            "s",
+            std::path::Path::new("s.json"),
+        );
+        let p = plan(&secrets, &[root.path().to_path_buf()], &[]).unwrap();
+        if p.targets.is_empty() {
+            assert_eq!(p.skipped.len(), 1, "{:?}", p.skipped);
+            assert!(
+                p.skipped[0].why.contains("no usable host"),
+                "{:?}",
+                p.skipped
+            );
+        } else {
+            // The hosts module kept an upstream: then it is probed, never dropped.
+            assert_eq!(p.targets.len(), 1);
+        }
     }
 
     #[test]
