@@ -365,10 +365,7 @@ pub async fn run_images(
 pub async fn check(args: CheckArgs) -> ExitCode {
     let inputs = match CheckInputs::load(&args) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return config_error(e),
     };
     if !args.inputs.images.is_empty() || !args.pod_specs.is_empty() {
         return check_images(&args, &inputs).await;
@@ -503,10 +500,7 @@ fn print_json(v: &serde_json::Value) {
 async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     let plan = match plan(&inputs.secrets, &inputs.hosts_dirs, &args.registries) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return config_error(e),
     };
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
@@ -520,10 +514,7 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     }
     let env = match args.inputs.probe_env() {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return config_error(e),
     };
     let started = Instant::now();
     let results = run_plan(&env, &plan, args.inputs.concurrency as usize).await;
@@ -740,10 +731,7 @@ fn plan_image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Result<Vec<Planned
 async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     let planned = match plan_image_jobs(args, inputs) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return config_error(e),
     };
     if planned.is_empty() {
         eprintln!(
@@ -758,10 +746,7 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     }
     let env = match args.inputs.probe_env() {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return config_error(e),
     };
     let concurrency = args.inputs.concurrency as usize;
     // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
@@ -970,6 +955,12 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     } else {
         ExitCode::Failed
     }
+}
+
+/// Prints a configuration error and gives the exit status for it (2).
+pub fn config_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("regprobe: {e}");
+    ExitCode::Config
 }
 
 /// Logs one result at debug level (the per-probe detail; never a secret).

@@ -47,15 +47,11 @@ fn main() {
 async fn serve(args: cli::ServeArgs) -> ExitCode {
     // Explicitly named inputs must exist at start (exit 2); later reloads keep the last good state.
     if let Err(e) = args.inputs.load(&[]) {
-        eprintln!("regprobe: {e}");
-        return ExitCode::Config;
+        return cli::config_error(e);
     }
     let env = match args.inputs.probe_env() {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("regprobe: {e}");
-            return ExitCode::Config;
-        }
+        Err(e) => return cli::config_error(e),
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,

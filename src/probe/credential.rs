@@ -382,17 +382,7 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
             .exchanges
             .iter()
             .filter(|e| e.phase == Some(Phase::Token))
-            .map(|e| {
-                format!(
-                    "{} {} → {}{}",
-                    e.method,
-                    e.url,
-                    e.status
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| "no answer".into()),
-                    server_said(e)
-                )
-            })
+            .map(super::Exchange::summary)
             .collect::<Vec<_>>()
             .join(", then ")
     };

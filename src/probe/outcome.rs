@@ -278,6 +278,29 @@ pub struct Exchange {
     pub response_headers: Vec<(String, String)>,
 }
 
+impl Exchange {
+    /// One line: `METHOD URL → STATUS[ CODE][: MESSAGE]` (`no response` when none came).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} {} → {}",
+            self.method,
+            self.url,
+            self.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "no response".into())
+        );
+        if let Some(c) = &self.error_code {
+            s.push(' ');
+            s.push_str(c);
+        }
+        if let Some(m) = &self.error_message {
+            s.push_str(": ");
+            s.push_str(m);
+        }
+        s
+    }
+}
+
 /// Response headers kept per exchange at most.
 pub const MAX_RECORDED_HEADERS: usize = 24;
 

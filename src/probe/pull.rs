@@ -551,23 +551,7 @@ fn describe(
     };
     let said = last
         .as_ref()
-        .map(|e| {
-            let mut s = format!(
-                "{} {} → {}",
-                e.method,
-                e.url,
-                e.status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "no response".into())
-            );
-            if let Some(c) = &e.error_code {
-                s.push_str(&format!(" {c}"));
-            }
-            if let Some(m) = &e.error_message {
-                s.push_str(&format!(": {m}"));
-            }
-            s
-        })
+        .map(super::Exchange::summary)
         .unwrap_or_default();
     match f {
         Failure::ManifestStatus { status: 404, .. } => {

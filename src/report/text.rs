@@ -125,20 +125,10 @@ fn mark_cell(mark: Mark, style: Style) -> String {
 fn exchange_lines(v: &ExchangeView, verbose: bool) -> Vec<String> {
     let e = &v.exchange;
     let mut line = format!(
-        "{}{} {} → {}",
+        "{}{}",
         e.phase.map(|p| format!("[{p}] ")).unwrap_or_default(),
-        e.method,
-        e.url,
-        e.status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "no response".into())
+        e.summary()
     );
-    if let Some(c) = &e.error_code {
-        let _ = write!(line, " {c}");
-    }
-    if let Some(m) = &e.error_message {
-        let _ = write!(line, ": {m}");
-    }
     if v.repeated > 1 {
         let _ = write!(line, "  (×{})", v.repeated);
     }
