@@ -13,7 +13,7 @@
 //! * Label values are escaped by `prometheus-client` (`\\`, `\"`, `\n`), so odd registry keys
 //!   and image references stay parseable.
 
-use super::store::{ProbeKey, Snapshot, Store};
+use super::store::{Entry, ProbeKey, Snapshot, Store, StoreReader, View};
 use crate::probe::{ProbeResult, Reason};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -29,15 +29,25 @@ use std::sync::Arc;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders every metric of the store as an OpenMetrics text exposition, ending with `# EOF`.
+///
+/// The series are written straight from the store under its read lock (no copy of the
+/// results), into a buffer sized for them up front: at 1,000 credentials a scrape used to
+/// deep-copy every result (~2.5 MB) and grow its output by doubling (`BENCHMARKS.md`).
 pub fn encode(store: &Store) -> String {
-    encode_snapshot(store.snapshot())
+    let capacity = store.with_view(|view| estimated_size(&Facts::of_view(view)));
+    encode_with(Box::new(ReaderCollector(store.reader())), capacity)
 }
 
 /// Renders a snapshot (see [`encode`]).
 pub fn encode_snapshot(snapshot: Snapshot) -> String {
+    let capacity = estimated_size(&Facts::of_snapshot(&snapshot));
+    encode_with(Box::new(SnapshotCollector(snapshot)), capacity)
+}
+
+fn encode_with(collector: Box<dyn Collector>, capacity: usize) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
-    let mut out = String::new();
+    registry.register_collector(collector);
+    let mut out = String::with_capacity(capacity);
     // Writing to a String cannot fail, and `render` only fails when the writer does.
     prometheus_client::encoding::text::encode(&mut out, &registry)
         .expect("encoding metrics into a String");
@@ -45,13 +55,25 @@ pub fn encode_snapshot(snapshot: Snapshot) -> String {
 }
 
 /// A [`Collector`] over a shared [`Store`], for callers that want regprobe's metrics in a
-/// larger `prometheus_client` registry. Each scrape takes a fresh snapshot of the store.
+/// larger `prometheus_client` registry. Each scrape renders the store as it is then, under its
+/// read lock.
 #[derive(Debug, Clone)]
 pub struct StoreCollector(pub Arc<Store>);
 
 impl Collector for StoreCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        render(&self.0.snapshot(), encoder)
+        self.0
+            .with_view(|view| render(&Facts::of_view(view), encoder))
+    }
+}
+
+#[derive(Debug)]
+struct ReaderCollector(StoreReader);
+
+impl Collector for ReaderCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        self.0
+            .with_view(|view| render(&Facts::of_view(view), encoder))
     }
 }
 
@@ -60,8 +82,68 @@ struct SnapshotCollector(Snapshot);
 
 impl Collector for SnapshotCollector {
     fn encode(&self, encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        render(&self.0, encoder)
+        render(&Facts::of_snapshot(&self.0), encoder)
     }
+}
+
+/// What a scrape renders, borrowed from a [`View`] of the store or from a [`Snapshot`].
+struct Facts<'a> {
+    version: &'a str,
+    /// Every key with its entry, in [`ProbeKey`] order.
+    entries: Vec<(&'a ProbeKey, &'a Entry)>,
+    secrets: Vec<(&'a str, bool)>,
+    reload_ok: bool,
+    reload_success_at: Option<f64>,
+}
+
+impl<'a> Facts<'a> {
+    fn of_view(view: View<'a>) -> Self {
+        Facts {
+            version: view.version,
+            entries: view.entries.iter().collect(),
+            secrets: view
+                .secrets
+                .iter()
+                .map(|(id, valid)| (id.as_str(), *valid))
+                .collect(),
+            reload_ok: view.reload_ok,
+            reload_success_at: view.reload_success_at,
+        }
+    }
+
+    fn of_snapshot(snap: &'a Snapshot) -> Self {
+        Facts {
+            version: &snap.version,
+            entries: snap.entries.iter().map(|(k, e)| (k, e)).collect(),
+            secrets: snap
+                .secrets
+                .iter()
+                .map(|(id, valid)| (id.as_str(), *valid))
+                .collect(),
+            reload_ok: snap.reload_ok,
+            reload_success_at: snap.reload_success_at,
+        }
+    }
+}
+
+/// Bytes the exposition of `facts` will take, near enough to size its buffer once: per
+/// credential about a dozen series of ~70 bytes plus the two label values, a little more per
+/// phase and failure; 8 KiB for the `# HELP`/`# TYPE` lines and the unlabelled series.
+fn estimated_size(facts: &Facts) -> usize {
+    let per_entry: usize = facts
+        .entries
+        .iter()
+        .map(|(key, e)| {
+            let labels = match key {
+                ProbeKey::Credential { registry, secret } => registry.len() + secret.len(),
+                ProbeKey::Image { image, secret } => image.len() + secret.len(),
+            };
+            let series = 8 + e.latest.phases.len() + 2 * e.failures.len();
+            series * (72 + labels)
+        })
+        .sum();
+    let secrets: usize = facts.secrets.iter().map(|(id, _)| 40 + id.len()).sum();
+    8192 + per_entry + secrets
 }
 
 /// Writes one gauge family: its descriptor, then one sample per `(labels, value)`.
@@ -122,7 +204,7 @@ fn failure(result: &ProbeResult) -> Option<Reason> {
     }
 }
 
-fn render(snap: &Snapshot, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
+fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
     let enc = &mut enc;
     // (registry, secret, entry) of credential probes; (image, secret, entry) of image probes.
     let creds: Vec<_> = snap
@@ -354,13 +436,13 @@ fn render(snap: &Snapshot, mut enc: DescriptorEncoder) -> Result<(), fmt::Error>
         "Whether the secret parsed as a dockerconfigjson or dockercfg (1) or not (0).",
         snap.secrets
             .iter()
-            .map(|(id, valid)| ([("secret", id.as_str())], i64::from(*valid))),
+            .map(|(id, valid)| ([("secret", *id)], i64::from(*valid))),
     )?;
     gauge(
         enc,
         "regprobe_build_info",
         "regprobe build information: value 1, labelled with the version.",
-        [([("version", snap.version.as_str())], 1i64)],
+        [([("version", snap.version)], 1i64)],
     )?;
     unlabelled_gauge(
         enc,
@@ -989,6 +1071,43 @@ print(json.dumps(out))
             .iter()
             .any(|s| s["name"] == "regprobe_success"
                 && s["labels"]["registry"] == r#"we"ird\host:5000"#));
+    }
+
+    #[test]
+    fn store_and_snapshot_render_alike_into_a_buffer_sized_once() {
+        let store = Store::new("v");
+        let mut keep: Vec<ProbeKey> = (0..200)
+            .map(|i| ProbeKey::credential("registry.example.com", format!("s{i}")))
+            .collect();
+        keep.push(ProbeKey::image("quay.io/team/app:1", Some("s1")));
+        store.set_inputs(&[("s1".to_owned(), true), ("bad".to_owned(), false)], &keep);
+        store.set_reload_status(true, 100.0);
+        for i in 0..200 {
+            let reason = (i % 3 == 0).then_some(Reason::Unauthorized);
+            store.record(cred(
+                "registry.example.com",
+                &format!("s{i}"),
+                reason,
+                i as f64,
+            ));
+        }
+        store.record(image(
+            "quay.io/team/app:1",
+            Some("s1"),
+            Some(Reason::NotFound),
+        ));
+        for i in 0..100 {
+            store.record(cred("registry.example.com", &format!("s{i}"), None, 200.0));
+        }
+        let text = encode(&store);
+        assert_eq!(samples(&text, "regprobe_success").len(), 200);
+        assert_eq!(text, encode_snapshot(store.snapshot()));
+        let estimate = store.with_view(|view| estimated_size(&Facts::of_view(view)));
+        assert!(
+            estimate >= text.len() && estimate <= 2 * text.len() + 8192,
+            "estimate {estimate} for {} bytes",
+            text.len()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use crate::probe::{ProbeResult, Reason};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The `secret` label value of a probe that used no credential (an anonymous image probe).
 pub const NO_SECRET: &str = "none";
@@ -97,7 +97,8 @@ pub struct Entry {
     pub failures: BTreeMap<Reason, u64>,
 }
 
-/// A consistent copy of the store, taken under one lock: what a scrape renders.
+/// A consistent copy of the store, taken under one lock. (A scrape renders from a [`View`]
+/// instead, which copies nothing.)
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Build version (`regprobe_build_info`).
@@ -106,6 +107,23 @@ pub struct Snapshot {
     pub entries: Vec<(ProbeKey, Entry)>,
     /// Secret id -> whether it parsed (`regprobe_secret_valid`), by id.
     pub secrets: Vec<(String, bool)>,
+    /// Whether the last (re)load of the inputs succeeded; `false` before the first one.
+    pub reload_ok: bool,
+    /// Unix time of the last successful (re)load, if any.
+    pub reload_success_at: Option<f64>,
+}
+
+/// A consistent, borrowed view of the store, valid while its read lock is held
+/// ([`Store::with_view`], [`StoreReader::with_view`]): what a scrape renders, without copying
+/// the results.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Build version (`regprobe_build_info`).
+    pub version: &'a str,
+    /// Every key with its entry, in [`ProbeKey`] order.
+    pub entries: &'a BTreeMap<ProbeKey, Entry>,
+    /// Secret id -> whether it parsed (`regprobe_secret_valid`), by id.
+    pub secrets: &'a BTreeMap<String, bool>,
     /// Whether the last (re)load of the inputs succeeded; `false` before the first one.
     pub reload_ok: bool,
     /// Unix time of the last successful (re)load, if any.
@@ -126,8 +144,50 @@ struct Inner {
 /// `Arc<Store>` between the scheduler (writer) and the HTTP server (reader).
 #[derive(Debug)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+/// What a [`Store`] and its [`StoreReader`]s share.
+#[derive(Debug)]
+struct Shared {
     version: String,
     inner: RwLock<Inner>,
+}
+
+impl Shared {
+    // A panic while holding the lock cannot leave `Inner` half-updated in a way that matters
+    // more than losing every metric, so a poisoned lock is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_view<R>(&self, f: impl FnOnce(View<'_>) -> R) -> R {
+        let inner = self.read();
+        f(View {
+            version: &self.version,
+            entries: &inner.entries,
+            secrets: &inner.secrets,
+            reload_ok: inner.reload_ok,
+            reload_success_at: inner.reload_success_at,
+        })
+    }
+}
+
+/// An owned (`'static`) handle that reads the same data as the [`Store`] it came from
+/// ([`Store::reader`]), for readers that must own what they read, such as a
+/// `prometheus_client` collector.
+#[derive(Debug, Clone)]
+pub struct StoreReader(Arc<Shared>);
+
+impl StoreReader {
+    /// Runs `f` on a [`View`] of the store under its read lock (see [`Store::with_view`]).
+    pub fn with_view<R>(&self, f: impl FnOnce(View<'_>) -> R) -> R {
+        self.0.with_view(f)
+    }
 }
 
 impl Store {
@@ -136,14 +196,28 @@ impl Store {
     /// [`Store::set_reload_status`] is called.
     pub fn new(version: &str) -> Self {
         Store {
-            version: version.to_owned(),
-            inner: RwLock::new(Inner::default()),
+            shared: Arc::new(Shared {
+                version: version.to_owned(),
+                inner: RwLock::new(Inner::default()),
+            }),
         }
     }
 
     /// The build version given to [`Store::new`].
     pub fn version(&self) -> &str {
-        &self.version
+        &self.shared.version
+    }
+
+    /// Runs `f` on a borrowed [`View`] of everything, under one read lock: a consistent scrape
+    /// that copies no result. Probes finishing meanwhile wait for `f` to return (rendering
+    /// 10,000 series takes a few milliseconds), so `f` should do nothing slow.
+    pub fn with_view<R>(&self, f: impl FnOnce(View<'_>) -> R) -> R {
+        self.shared.with_view(f)
+    }
+
+    /// An owned handle on this store's data (see [`StoreReader`]).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader(Arc::clone(&self.shared))
     }
 
     /// Records a finished probe: it replaces the latest result of its key ([`ProbeKey::of`]),
@@ -174,6 +248,8 @@ impl Store {
                 inner.secrets.insert(secret.clone(), false);
             }
         }
+        let mut result = result;
+        shrink(&mut result);
         let failed_reason = if result.success { None } else { result.reason };
         let succeeded_at = result.success.then_some(result.timestamp);
         let entry = match inner.entries.entry(key) {
@@ -258,11 +334,11 @@ impl Store {
             .map(|entry| entry.latest.clone())
     }
 
-    /// A consistent copy of everything, taken under one read lock (what a scrape renders).
+    /// A consistent copy of everything, taken under one read lock.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.read();
         Snapshot {
-            version: self.version.clone(),
+            version: self.shared.version.clone(),
             entries: inner
                 .entries
                 .iter()
@@ -278,15 +354,24 @@ impl Store {
         }
     }
 
-    // A panic while holding the lock cannot leave `Inner` half-updated in a way that matters
-    // more than losing every metric, so a poisoned lock is used as is.
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+        self.shared.read()
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+        self.shared.write()
     }
+}
+
+/// Drops the spare capacity of a result that is kept until the next probe of its key: `Vec`
+/// growth leaves up to three empty slots in each list (3 exchanges sit in room for 4), which
+/// at 1,000 credentials is most of a megabyte.
+fn shrink(result: &mut ProbeResult) {
+    result.detail.shrink_to_fit();
+    result.hint.shrink_to_fit();
+    result.exchanges.shrink_to_fit();
+    result.network.shrink_to_fit();
+    result.notes.shrink_to_fit();
 }
 
 #[cfg(test)]
