@@ -291,7 +291,7 @@ impl InputArgs {
         })?;
         Ok(ProbeEnv {
             transport: Arc::new(transport),
-            roots: Arc::new(NodeRoots::load()),
+            tls: Arc::new(crate::probe::exchange::TlsConfigs::new(NodeRoots::load())),
             timeout: self.timeout,
         })
     }

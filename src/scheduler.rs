@@ -205,6 +205,8 @@ struct Scheduler {
     /// Secret id → the credential targets of its last good parse.
     last_good: HashMap<String, Vec<CredentialTarget>>,
     first_load: bool,
+    /// Built TLS configurations, cleared at each re-read so changed CA files are picked up.
+    tls: Arc<crate::probe::exchange::TlsConfigs>,
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -250,6 +252,7 @@ pub async fn run(
         registry_sems: HashMap::new(),
         last_good: HashMap::new(),
         first_load: true,
+        tls: Arc::clone(&env.tls),
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
@@ -335,34 +338,38 @@ impl Scheduler {
                     continue;
                 }
             }
-            let registry_sem = self.registry_sem(&host);
+            // Take both permits before spawning (the registry's first, so a stalled registry
+            // never holds permits other registries need); a slot that gets none stays due and
+            // is launched when a running probe finishes. No task waits holding memory.
+            let Ok(per_registry) = self.registry_sem(&host).try_acquire_owned() else {
+                continue;
+            };
+            let Ok(global) = Arc::clone(sem).try_acquire_owned() else {
+                return;
+            };
             let Some(slot) = self.slots.get_mut(&key) else {
                 continue;
             };
             slot.in_flight = true;
-            let (env, job, tx, sem) = (env.clone(), slot.job.clone(), tx.clone(), Arc::clone(sem));
+            let (env, job, tx) = (env.clone(), slot.job.clone(), tx.clone());
             tokio::spawn(async move {
-                // The registry's permit first: probes queued behind a stalled registry must not
-                // hold global permits that other registries' probes need.
-                let Ok(_per_registry) = registry_sem.acquire_owned().await else {
-                    return;
-                };
-                let Ok(_global) = sem.acquire_owned().await else {
-                    return;
-                };
                 let results = job.run(&env, audit_all).await;
+                drop((per_registry, global));
                 let _ = tx.send((key, results)).await;
             });
         }
     }
 
+    /// When the loop must wake to launch something: the earliest future due time. Slots already
+    /// due are waiting for a permit, and a probe finishing (which frees one) wakes the loop.
     fn next_due(&self) -> Instant {
+        let now = Instant::now();
         self.slots
             .values()
-            .filter(|s| !s.in_flight)
+            .filter(|s| !s.in_flight && s.next_due > now)
             .map(|s| s.next_due)
             .min()
-            .unwrap_or_else(|| Instant::now() + self.schedule.interval)
+            .unwrap_or_else(|| now + self.schedule.interval)
     }
 
     /// Records a slot's results and schedules its next run.
@@ -392,7 +399,11 @@ impl Scheduler {
             tracing::warn!(registry = %host, hold = ?hold, "rate limited; holding probes of this registry");
             self.holds.insert(host, Instant::now() + hold);
         }
-        for result in results {
+        for mut result in results {
+            // Response headers serve `check -v`; the daemon keeps only what it reports.
+            for e in &mut result.exchanges {
+                e.response_headers = Vec::new();
+            }
             let previous = self.store.latest_for(&ProbeKey::of(&result));
             log_transition(previous.as_ref(), &result);
             log_result(&result);
@@ -403,6 +414,7 @@ impl Scheduler {
     /// Re-reads the inputs and reconciles the slots. When the inputs cannot be read the last
     /// good state is kept whole; a secret that no longer parses keeps its last good targets.
     fn reload(&mut self) {
+        self.tls.clear();
         let (mut plan, images) = match self.inputs.load(&[]) {
             Ok(x) => x,
             Err(e) => {

@@ -32,7 +32,6 @@ use super::exchange::{
     tls_for, token_request, unix_now, v2_url, with_authorization,
 };
 use super::outcome::{Phase, ProbeResult};
-use super::tls::NodeRoots;
 use super::token;
 use super::transport::{Response, Session, Transport, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -44,7 +43,7 @@ pub struct ProbeEnv {
     /// The instrumented transport.
     pub transport: Arc<Transport>,
     /// The node's trust anchors.
-    pub roots: Arc<NodeRoots>,
+    pub tls: Arc<super::exchange::TlsConfigs>,
     /// Wall-clock budget of one probe (`--timeout`).
     pub timeout: Duration,
 }
@@ -128,7 +127,7 @@ async fn handshake(
     result: &mut ProbeResult,
 ) -> Result<String, Failure> {
     let host = &target.host;
-    let tls = tls_for(host, &env.roots, result)?;
+    let tls = tls_for(host, &env.tls, result)?;
     let mut base = v2_url(host, host.scheme)?;
     result.endpoint = Some(base.to_string());
 
@@ -251,7 +250,7 @@ async fn handshake(
             }
             let treq = token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some("bearer".into());
-            let realm_tls = realm_tls(host, &env.roots, &tls);
+            let realm_tls = realm_tls(host, &env.tls, &tls);
             let mut tok =
                 token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result).await?;
             if let Some(e) = tok.expires_in {

@@ -16,18 +16,66 @@ use super::tls::{client_config, NodeRoots};
 use super::token::TokenRequest;
 use super::transport::{Request, Response, Session, TlsFailure, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The node's trust anchors and the rustls configurations built from them, one per distinct
+/// host TLS settings (hosts.toml `ca`, `client`, `skip_verify`). Building a configuration walks
+/// the whole node bundle, so probes share them; the scheduler clears the cache at each re-read
+/// of the inputs, so a changed CA file is picked up.
+pub struct TlsConfigs {
+    roots: NodeRoots,
+    cache: Mutex<HashMap<String, (Arc<rustls::ClientConfig>, String)>>,
+}
+
+impl TlsConfigs {
+    /// Over the node's `roots`, with an empty cache.
+    pub fn new(roots: NodeRoots) -> TlsConfigs {
+        TlsConfigs {
+            roots,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration for `host`'s TLS settings (built once, then shared), and where its
+    /// trust comes from. Errors: an unreadable or invalid CA or client file.
+    pub fn get(
+        &self,
+        host: &RegistryHost,
+    ) -> Result<(Arc<rustls::ClientConfig>, String), super::tls::TlsConfigError> {
+        let key = format!(
+            "{:?}|{:?}|{:?}",
+            host.skip_verify, host.ca_files, host.client_pairs
+        );
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let built = client_config(host, &self.roots)?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, built.clone());
+        }
+        Ok(built)
+    }
+
+    /// Forgets every built configuration (the inputs were re-read).
+    pub fn clear(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+    }
+}
 
 /// The rustls configuration of an `https` host (hosts.toml `ca`, `client`, `skip_verify` on
 /// top of the node's roots), or `None` for plain HTTP. A CA or client file that cannot be
 /// loaded is a TLS failure of the host (containerd fails the pull before any request).
 pub fn tls_for(
     host: &RegistryHost,
-    roots: &NodeRoots,
+    tls: &TlsConfigs,
     result: &mut ProbeResult,
 ) -> Result<Option<Arc<rustls::ClientConfig>>, Failure> {
     match host.scheme {
         HostScheme::Http => Ok(None),
-        HostScheme::Https => match client_config(host, roots) {
+        HostScheme::Https => match tls.get(host) {
             Ok((cfg, source)) => {
                 result.notes.push(format!("TLS trust: {source}"));
                 Ok(Some(cfg))
@@ -45,15 +93,16 @@ pub fn tls_for(
 
 /// The TLS settings for the token realm: the host's own (containerd's authorizer uses the
 /// host's HTTP client for the realm too), or, for a plain-HTTP host, a client built from the
-/// same hosts.toml settings over the node's roots, so that an `https://` realm (or a realm
-/// redirecting to HTTPS) works, as it does with Go's transport.
+/// same hosts.toml settings over the node's roots (shared through [`TlsConfigs`]), so that an
+/// `https://` realm (or a realm redirecting to HTTPS) works, as it does with Go's transport.
 pub fn realm_tls(
     host: &RegistryHost,
-    roots: &NodeRoots,
-    tls: &Option<Arc<rustls::ClientConfig>>,
+    tls: &TlsConfigs,
+    host_tls: &Option<Arc<rustls::ClientConfig>>,
 ) -> Option<Arc<rustls::ClientConfig>> {
-    tls.clone()
-        .or_else(|| client_config(host, roots).ok().map(|(cfg, _)| cfg))
+    host_tls
+        .clone()
+        .or_else(|| tls.get(host).ok().map(|(cfg, _)| cfg))
 }
 
 /// A request to the registry host with that host's `dial_timeout`.

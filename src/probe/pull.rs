@@ -274,7 +274,7 @@ async fn resolve_on_host(
             },
         )
     };
-    let tls = tls_for(host, &env.roots, result).map_err(|f| (1u8, f))?;
+    let tls = tls_for(host, &env.tls, result).map_err(|f| (1u8, f))?;
     let mut scheme = host.scheme;
     let (user, secret) = containerd_credentials(target.credential.as_ref());
     let scope = format!("repository:{}:pull", target.repository);
@@ -371,7 +371,7 @@ async fn resolve_on_host(
                         });
                         let tok = token::fetch(
                             session,
-                            realm_tls(host, &env.roots, &tls),
+                            realm_tls(host, &env.tls, &tls),
                             host.dial_timeout,
                             &treq,
                             result,
