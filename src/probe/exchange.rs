@@ -125,6 +125,19 @@ pub fn with_authorization(mut req: Request, authorization: Option<http::HeaderVa
     req
 }
 
+/// Moves what the session recorded since `started` into `result` (DNS answers and connections,
+/// and the resolve/connect/tls times) and returns the rest of the time since `started`: the
+/// HTTP exchanges themselves, which the caller books on its own phase.
+pub fn http_seconds(session: &mut Session, started: Instant, result: &mut ProbeResult) -> f64 {
+    let mut setup = 0.0;
+    result.network.extend(session.take_network());
+    for (p, s) in session.take_phases() {
+        setup += s;
+        result.add_phase(p, s);
+    }
+    (started.elapsed().as_secs_f64() - setup).max(0.0)
+}
+
 /// Sends one request, records the exchange and the phase time (network set-up goes to
 /// resolve/connect/tls, the rest to `phase`).
 pub async fn exchange(
@@ -138,13 +151,8 @@ pub async fn exchange(
     let url = req.url.clone();
     let started = Instant::now();
     let out = session.send(req).await;
-    let mut setup = 0.0;
-    result.network.extend(session.take_network());
-    for (p, s) in session.take_phases() {
-        setup += s;
-        result.add_phase(p, s);
-    }
-    result.add_phase(phase, (started.elapsed().as_secs_f64() - setup).max(0.0));
+    let spent = http_seconds(session, started, result);
+    result.add_phase(phase, spent);
     match &out {
         Ok(resp) => {
             evidence::record(result, phase, &method, resp, secrets);

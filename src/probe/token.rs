@@ -193,20 +193,9 @@ pub async fn fetch(
     let started = Instant::now();
     let ctx = Ctx { tls, dial_timeout };
     let out = fetch_inner(session, &ctx, req, result, &secrets).await;
-    let spent = http_time(session, started, result);
+    let spent = super::exchange::http_seconds(session, started, result);
     result.add_phase(Phase::Token, spent);
     out
-}
-
-/// Time spent in HTTP exchanges only: network set-up is accounted in resolve/connect/tls.
-fn http_time(session: &mut Session, started: Instant, result: &mut ProbeResult) -> f64 {
-    let mut setup = 0.0;
-    result.network.extend(session.take_network());
-    for (p, s) in session.take_phases() {
-        setup += s;
-        result.add_phase(p, s);
-    }
-    (started.elapsed().as_secs_f64() - setup).max(0.0)
 }
 
 /// The host settings every token request carries.

@@ -892,16 +892,9 @@ fn challenge_step(r: &ProbeResult, fail: bool) -> Step {
         s
     } else {
         match answered {
-            Some(e) if e.status == Some(401) => Step::new(
-                StepKind::Challenge,
-                Mark::Ok,
-                format!(
-                    "{} {} → 401, {}",
-                    e.method,
-                    e.url,
-                    e.challenge.as_deref().unwrap_or("no challenge")
-                ),
-            ),
+            Some(e) if e.status == Some(401) => {
+                Step::new(StepKind::Challenge, Mark::Ok, challenge_summary(e))
+            }
             Some(e) => Step::new(
                 StepKind::Challenge,
                 Mark::Ok,
@@ -1285,6 +1278,16 @@ pub fn attempt_steps(credential: Option<&ProbeResult>, pull: &ProbeResult) -> Ve
     }
 }
 
+/// `METHOD URL → 401, <challenge>`: the line of a challenge step.
+fn challenge_summary(e: &Exchange) -> String {
+    format!(
+        "{} {} → 401, {}",
+        e.method,
+        e.url,
+        e.challenge.as_deref().unwrap_or("no challenge")
+    )
+}
+
 /// containerd's challenge in a pull: the first manifest request answered 401.
 fn pull_challenge_step(p: &ProbeResult) -> Step {
     let first = p
@@ -1293,16 +1296,7 @@ fn pull_challenge_step(p: &ProbeResult) -> Step {
         .find(|e| e.phase == Some(Phase::Manifest) && e.status == Some(401));
     let all: Vec<ExchangeView> = first.iter().map(|e| view(e, Vec::new())).collect();
     let mut s = match first {
-        Some(e) => Step::new(
-            StepKind::Challenge,
-            Mark::Ok,
-            format!(
-                "{} {} → 401, {}",
-                e.method,
-                e.url,
-                e.challenge.as_deref().unwrap_or("no challenge")
-            ),
-        ),
+        Some(e) => Step::new(StepKind::Challenge, Mark::Ok, challenge_summary(e)),
         None => Step::new(
             StepKind::Challenge,
             Mark::Skip,
