@@ -21,10 +21,9 @@
 mod support;
 
 use base64::Engine;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use support::{
     Behaviour, Dns, Registry, RegistryOptions, TestPki, TokenIssuer, TokenIssuerOptions, TokenUser,
 };
@@ -41,38 +40,12 @@ struct Run {
 
 /// Runs `regprobe check --no-default-paths ARGS` with `stdin`, without proxies or colour.
 fn check(args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(support::regprobe_bin());
+    let mut cmd = support::regprobe();
     cmd.arg("check")
         .arg("--no-default-paths")
         .args(["--timeout", "5s"])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for k in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd.spawn().expect("run regprobe");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+        .args(args);
+    let out = support::output_with_stdin(&mut cmd, stdin.map(str::as_bytes));
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -6,9 +6,8 @@
 mod support;
 
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use support::{Registry, RegistryOptions};
 
 const PW: &str = "Inp-Passw0rd-8d2e";
@@ -22,26 +21,12 @@ struct Run {
 }
 
 fn check(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut cmd = Command::new(support::regprobe_bin());
+    let mut cmd = support::regprobe();
     cmd.arg("check")
         .arg("--no-default-paths")
         .args(["--timeout", "5s"])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for k in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd.spawn().expect("run regprobe");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+        .args(args);
+    let out = support::output_with_stdin(&mut cmd, stdin);
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -33,12 +33,8 @@ fn write_raw(dir: &Path, name: &str, content: &str) {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(support::regprobe_bin())
+    support::regprobe()
         .args(args)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
         .output()
         .expect("run regprobe")
 }

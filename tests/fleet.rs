@@ -3,48 +3,22 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{fakes, Registry, RegistryOptions};
+use support::{fakes, Daemon, Registry, RegistryOptions};
 
 const PW: &str = "Fleet-Passw0rd-41";
 
-struct Serve(Child, SocketAddr);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path, extra: &[&str]) -> Serve {
-    let port = support::free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(support::regprobe_bin())
-        .args([
-            "serve",
-            "--no-default-paths",
-            "--interval",
-            "1s",
-            "--listen",
-        ])
-        .arg(addr.to_string())
-        .arg("--secrets-dir")
-        .arg(dir)
-        .args(extra)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Serve(child, addr)
+fn serve(dir: &std::path::Path, extra: &[&str]) -> Daemon {
+    let mut args = vec!["--no-default-paths", "--interval", "1s", "--secrets-dir"];
+    args.push(dir.to_str().unwrap());
+    args.extend_from_slice(extra);
+    Daemon::start(&args, Stdio::null())
 }
 
 /// `regprobe_probes_total` of one pair, or 0.
-fn probes(s: &Serve, registry: &str, secret: &str) -> f64 {
-    let m = support::http::request(s.1, "GET", "/metrics", &[], b"")
-        .map(|r| r.text())
-        .unwrap_or_default();
+fn probes(s: &Daemon, registry: &str, secret: &str) -> f64 {
+    let m = s.metrics();
     let prefix = format!("regprobe_probes_total{{registry=\"{registry}\",secret=\"{secret}\"}} ");
     m.lines()
         .find_map(|l| l.strip_prefix(&prefix))

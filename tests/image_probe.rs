@@ -33,7 +33,7 @@ fn regprobe(
     hosts: Option<&Path>,
     extra: &[&str],
 ) -> (i32, Vec<Value>) {
-    let mut cmd = Command::new(support::regprobe_bin());
+    let mut cmd = support::regprobe();
     cmd.args([
         "check",
         "--no-default-paths",
@@ -46,9 +46,7 @@ fn regprobe(
     ])
     .arg("--secrets-dir")
     .arg(secrets)
-    .args(extra)
-    .env_remove("HTTPS_PROXY")
-    .env_remove("https_proxy");
+    .args(extra);
     if let Some(h) = hosts {
         cmd.arg("--hosts-dir").arg(h);
     }

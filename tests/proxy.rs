@@ -6,7 +6,6 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use support::proxy::{Proxy, ProxyPolicy};
 use support::{fakes, Registry, RegistryOptions};
 
@@ -16,7 +15,7 @@ const PW: &str = "Pr0xy-test-Passw0rd";
 fn check(secret_key: &str, env: &[(&str, &str)], extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let f = support::write_dockerconfigjson(dir.path(), "s", &[(secret_key, "alice", PW)]);
-    let mut cmd = Command::new(support::regprobe_bin());
+    let mut cmd = support::regprobe();
     cmd.args([
         "check",
         "--no-default-paths",
@@ -28,16 +27,6 @@ fn check(secret_key: &str, env: &[(&str, &str)], extra: &[&str]) -> Value {
     ])
     .arg(&f)
     .args(extra);
-    for k in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        cmd.env_remove(k);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -4,55 +4,32 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{dockerconfigjson, AtomicVolume, Registry, RegistryOptions};
+use support::{dockerconfigjson, AtomicVolume, Daemon, Registry, RegistryOptions};
 
 const PW: &str = "Rel0ad-Passw0rd-77";
 const WRONG: &str = "Rel0ad-Wr0ng-88";
 
-struct Serve(Child, SocketAddr);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path) -> Serve {
-    let port = support::free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(support::regprobe_bin())
-        .args([
-            "serve",
+fn serve(dir: &std::path::Path) -> Daemon {
+    Daemon::start(
+        &[
             "--no-default-paths",
             "--interval",
             "10m",
             "--reload-interval",
             "1h",
-        ])
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--secrets-dir")
-        .arg(dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Serve(child, addr)
+            "--secrets-dir",
+            dir.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    )
 }
 
-fn metrics(s: &Serve) -> String {
-    support::http::request(s.1, "GET", "/metrics", &[], b"")
-        .map(|r| r.text())
-        .unwrap_or_default()
-}
-
-fn wait_metrics(s: &Serve, what: &str, f: impl Fn(&str) -> bool) -> String {
+fn wait_metrics(s: &Daemon, what: &str, f: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
-        let m = metrics(s);
+        let m = s.metrics();
         if f(&m) {
             return m;
         }
@@ -122,7 +99,7 @@ fn per_secret_volumes_reload_on_kubelet_updates() {
     wait_metrics(&s, "b gone, c present", |m| {
         !m.contains("secret=\"b\"") && m.contains(&format!("{} 1", line(&key, "c")))
     });
-    assert!(!metrics(&s).contains(PW));
+    assert!(!s.metrics().contains(PW));
 }
 
 #[test]
@@ -152,7 +129,7 @@ fn projected_volume_reloads_on_kubelet_updates() {
 
     // SIGHUP also reloads (here after a change the watch would see anyway; the point is the
     // daemon survives the signal and stays consistent).
-    unsafe { libc::kill(s.0.id() as i32, libc::SIGHUP) };
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGHUP) };
     vol.publish(&[("two/.dockerconfigjson", one.as_bytes())]);
     wait_metrics(&s, "one gone", |m| {
         !m.contains("secret=\"one\"") && m.contains(&line(&key, "two"))

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -48,28 +47,9 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(support::regprobe_bin());
-    cmd.args(args)
-        .env("REGPROBE_LOG", "debug")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
+    let mut cmd = support::regprobe();
+    cmd.args(args).env("REGPROBE_LOG", "debug");
+    support::output_with_stdin(&mut cmd, stdin.map(str::as_bytes))
 }
 
 fn text(o: &Output) -> String {

@@ -8,52 +8,29 @@ mod support;
 use serde_json::Value;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Registry, RegistryOptions, TokenIssuer, TokenIssuerOptions, TokenUser};
+use support::{Daemon, Registry, RegistryOptions, TokenIssuer, TokenIssuerOptions, TokenUser};
 
 // Distinctive values: any of them in an output is a leak.
 const GOOD_PW: &str = "Zq7-good-SECRET-4411";
 const BAD_PW: &str = "Xk9-stale-SECRET-5522";
 
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_serve(secrets: &std::path::Path, log: std::path::PathBuf) -> Daemon {
-    let port = support::free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(support::regprobe_bin())
-        .args([
-            "serve",
+fn start_serve(secrets: &std::path::Path, log: &std::path::Path) -> Daemon {
+    Daemon::start(
+        &[
             "--no-default-paths",
             "--log-level",
             "debug",
             "--secrets-dir",
             secrets.to_str().unwrap(),
-            "--listen",
-            &addr.to_string(),
             "--interval",
             "10m",
             "--timeout",
             "3s",
-        ])
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawn regprobe serve");
-    Daemon { child, addr, log }
+        ],
+        std::fs::File::create(log).unwrap().into(),
+    )
 }
 
 fn get(addr: SocketAddr, path: &str) -> support::http::Response {
@@ -106,7 +83,8 @@ fn serve_exposes_the_contract_metrics_and_leaks_nothing() {
         format!(r#"{{"auths":{{"{bkey}":{{"auth":"{broken_auth}"}}}} trailing"#).as_bytes(),
     )]);
 
-    let daemon = start_serve(&s, dir.path().join("serve.log"));
+    let log_path = dir.path().join("serve.log");
+    let daemon = start_serve(&s, &log_path);
     wait_for("/-/ready", || {
         support::http::request(daemon.addr, "GET", "/-/ready", &[], b"")
             .map(|r| r.status == 200)
@@ -222,7 +200,7 @@ fn serve_exposes_the_contract_metrics_and_leaks_nothing() {
 
     let status = get(daemon.addr, "/status").text();
     let mut log = String::new();
-    std::fs::File::open(&daemon.log)
+    std::fs::File::open(&log_path)
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();

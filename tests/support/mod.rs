@@ -28,6 +28,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod certs;
+pub mod cli;
 pub mod containerd;
 pub mod dns;
 pub mod fakes;
@@ -47,6 +48,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
 pub use certs::{CertPair, TestPki};
+pub use cli::{output_with_stdin, regprobe, Daemon};
 pub use dns::{Dns, DnsAnswer};
 pub use fakes::FakeServer;
 pub use image::{push_image, PushedImage};
