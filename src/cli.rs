@@ -20,8 +20,9 @@ use crate::probe::transport::{ResolveOverride, Timeouts, Transport, TransportOpt
 use crate::probe::ProbeResult;
 use crate::report::diagnosis::{
     diagnose_credential, diagnose_image, Context, ImageDiagnosis, ImageFacts, ImageInput,
-    SecretInfo,
+    SecretInfo, Walk,
 };
+use crate::report::status::{ImageCheckDoc, MissingSecret};
 use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
 };
@@ -489,7 +490,7 @@ fn style_of(args: &CheckArgs) -> Style {
     }
 }
 
-fn print_json(v: &serde_json::Value) {
+fn print_json(v: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
@@ -533,13 +534,7 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
             for w in &inputs.warnings {
                 tracing::warn!("{w}");
             }
-            let mut v = crate::report::status_json(&results);
-            if let Some(probes) = v["probes"].as_array_mut() {
-                for (p, w) in probes.iter_mut().zip(&walks) {
-                    p["diagnosis"] = serde_json::to_value(w).unwrap_or_default();
-                }
-            }
-            print_json(&v);
+            print_json(&crate::report::status::with_diagnoses(&results, walks));
         }
         Output::Text => {
             let style = style_of(args);
@@ -714,6 +709,7 @@ fn plan_image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Result<Vec<Planned
                 reference: r.reference().to_string(),
                 mismatches: Vec::new(),
                 mismatch_user: None,
+                mismatch_secret: None,
             },
             job,
             plan,
@@ -879,15 +875,10 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
                 tracing::warn!("{w}");
             }
             let mut results: Vec<ProbeResult> = invalid.clone();
-            let mut walks: Vec<serde_json::Value> = invalid
+            let mut walks: Vec<Walk> = invalid
                 .iter()
                 .map(|r| {
-                    serde_json::to_value(diagnose_credential(
-                        inputs.info(r.secret.as_deref()),
-                        r,
-                        &Context::default(),
-                    ))
-                    .unwrap_or_default()
+                    diagnose_credential(inputs.info(r.secret.as_deref()), r, &Context::default())
                 })
                 .collect();
             for (d, rs) in diagnoses.iter().zip(&pulls) {
@@ -895,33 +886,32 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
                     results.push(r.clone());
                     let mut steps = d.steps.clone();
                     steps.extend(a.steps.iter().cloned());
-                    walks.push(serde_json::json!({"steps": steps, "verdict": a.verdict}));
+                    walks.push(Walk {
+                        steps,
+                        verdict: a.verdict.clone(),
+                    });
                 }
             }
-            let mut v = crate::report::status_json(&results);
-            if let Some(probes) = v["probes"].as_array_mut() {
-                for (p, w) in probes.iter_mut().zip(walks) {
-                    p["diagnosis"] = w;
-                }
-            }
-            v["images"] = serde_json::to_value(&diagnoses).unwrap_or_default();
             let mut missing = Vec::new();
             for p in &planned {
                 if let Some(w) = p.job.workload.map(|w| &inputs.workloads[w]) {
                     for m in &p.job.missing {
-                        let entry = serde_json::json!({
-                            "secret": m,
-                            "workload": w.title(),
-                            "namespace": w.namespace,
-                        });
+                        let entry = MissingSecret {
+                            secret: m.clone(),
+                            workload: w.title(),
+                            namespace: w.namespace.clone(),
+                        };
                         if !missing.contains(&entry) {
                             missing.push(entry);
                         }
                     }
                 }
             }
-            v["missing_secrets"] = serde_json::Value::Array(missing);
-            print_json(&v);
+            print_json(&ImageCheckDoc {
+                status: crate::report::status::with_diagnoses(&results, walks),
+                images: &diagnoses,
+                missing_secrets: missing,
+            });
         }
         Output::Text => {
             let style = style_of(args);

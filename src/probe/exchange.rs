@@ -77,7 +77,9 @@ pub fn tls_for(
         HostScheme::Http => Ok(None),
         HostScheme::Https => match tls.get(host) {
             Ok((cfg, source)) => {
-                result.notes.push(format!("TLS trust: {source}"));
+                result
+                    .notes
+                    .push(super::outcome::Note::TlsTrust(source.to_string()));
                 Ok(Some(cfg))
             }
             Err(e) => Err(Failure::Transport {
@@ -283,9 +285,9 @@ pub fn token_request<'a>(
     };
     if realm_url.scheme() == "http" && registry_url.scheme() == "https" {
         result.insecure_realm = true;
-        result.notes.push(format!(
-            "the token realm {realm_url} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
-        ));
+        result
+            .notes
+            .push(super::outcome::Note::InsecureRealm(realm_url.to_string()));
     }
     let mut scopes: Vec<String> = challenge
         .param("scope")

@@ -297,7 +297,11 @@ async fn send(
             super::exchange::note_retry_after(result, &resp);
             let dropped = session.take_dropped_credential();
             if let Some(how) = &dropped {
-                result.notes.push(evidence::redact(how, secrets));
+                result
+                    .notes
+                    .push(super::outcome::Note::CredentialNotForwarded(
+                        evidence::redact(how, secrets),
+                    ));
             }
             Ok((resp, dropped))
         }

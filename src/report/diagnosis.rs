@@ -20,7 +20,8 @@ use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use url::Url;
 
-use crate::probe::{Class, Exchange, NetworkStep, Phase, ProbeResult, Reason};
+use crate::probe::failure::Layer;
+use crate::probe::{AuthMode, Class, Exchange, NetworkStep, Note, Phase, ProbeResult, Reason};
 use crate::secrets::keyring::{KeyOutcome, KeyringSource, Mismatch};
 use crate::secrets::{KeyVerdict, Secret, SecretKind};
 
@@ -546,73 +547,66 @@ fn registry_host(r: &ProbeResult, mode: Mode) -> String {
     })
 }
 
-/// The transport error of a failure's detail: `resolving x: no such host (NXDOMAIN)`.
-fn transport_text(detail: &str) -> &str {
-    detail
-        .split_once("could not be reached: ")
-        .map(|(_, t)| t)
-        .unwrap_or(detail)
+/// The transport's account of a network failure (`resolving x: no such host (NXDOMAIN)`), or
+/// the detail for other failures.
+fn transport_text(r: &ProbeResult) -> String {
+    r.failed
+        .as_ref()
+        .and_then(|f| f.failure.transport())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| r.detail.clone())
 }
 
-fn network_layer(reason: Reason, detail: &str) -> Option<StepKind> {
-    use Reason::*;
-    match reason {
-        Dns => Some(StepKind::Dns),
-        ConnectRefused | ConnectTimeout | Unreachable | Proxy => Some(StepKind::Tcp),
-        TlsUntrusted | TlsHostnameMismatch | TlsExpired | TlsHandshake | PlainHttp => {
-            Some(StepKind::Tls)
-        }
-        Timeout if detail.contains("TLS handshake timeout") => Some(StepKind::Tls),
-        _ => None,
+/// The walk's network step a failure belongs to: DNS, TCP (a proxy's `CONNECT` included) or
+/// TLS; `None` for failures on an established connection and for answers.
+fn network_layer(r: &ProbeResult) -> Option<StepKind> {
+    let error = r.failed.as_ref()?.failure.transport()?;
+    match error.layer()? {
+        Layer::Dns => Some(StepKind::Dns),
+        Layer::Tcp | Layer::Proxy => Some(StepKind::Tcp),
+        Layer::Tls => Some(StepKind::Tls),
+        Layer::Http => None,
     }
 }
 
-/// The step where `r` broke, or `None` when it did not.
+/// The host name of `host[:port]` (brackets of an IPv6 literal kept), lower-cased.
+fn host_part(authority: &str) -> String {
+    let h = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => authority,
+    };
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
+}
+
+/// The step where `r` broke, or `None` when it did not: from the failure's own step and
+/// server ([`crate::probe::failure::Failed`]).
 fn failing_step(r: &ProbeResult, mode: Mode, host: &str) -> Option<StepKind> {
     if r.success {
         return None;
     }
-    let reason = r.reason?;
-    let last = r.exchanges.last();
-    let request_step = |phase: Option<Phase>| match (mode, phase) {
+    r.reason?;
+    let f = r.failed.as_ref();
+    let step = f.and_then(|f| f.step);
+    let request_step = match (mode, step) {
         (_, Some(Phase::Token)) => StepKind::Token,
         (Mode::Pull, _) => StepKind::Manifest,
         (_, Some(Phase::Verify)) => StepKind::Verify,
         (_, Some(Phase::Manifest)) => StepKind::Manifest,
         _ => StepKind::Challenge,
     };
-    if let Some(layer) = network_layer(reason, &r.detail) {
-        return Some(match last {
-            None => layer,
-            Some(e) if e.status.is_none() => {
-                let at_registry = host_of_url(&e.url).is_none_or(|h| h == host);
-                if e.phase == Some(Phase::Token) {
-                    StepKind::Token
-                } else if at_registry {
-                    layer
-                } else {
-                    request_step(e.phase)
-                }
-            }
-            Some(e) => request_step(e.phase),
-        });
-    }
-    if reason == Reason::CredentialMissing && mode == Mode::Pull {
-        return Some(StepKind::Manifest);
-    }
-    if reason == Reason::CredentialMissing {
-        let bearer = r
-            .exchanges
-            .iter()
-            .filter_map(|e| e.challenge.as_deref())
-            .any(|c| c.to_ascii_lowercase().contains("bearer"));
-        return Some(if bearer {
-            StepKind::Token
+    if let (Some(layer), Some(f)) = (network_layer(r), f) {
+        // A network failure at the host the walk's DNS/TCP/TLS steps are about is that
+        // step's; at another server (the realm, a mirror) it is the request's.
+        let at_host = f.host.is_empty() || host_part(&f.host) == host_part(host);
+        return Some(if step != Some(Phase::Token) && at_host {
+            layer
         } else {
-            StepKind::Verify
+            request_step
         });
     }
-    Some(request_step(last.and_then(|e| e.phase)))
+    Some(request_step)
 }
 
 fn phase_time(r: &ProbeResult, phase: Phase) -> Option<f64> {
@@ -637,7 +631,7 @@ fn addresses(n: &NetworkStep) -> String {
 fn dns_step(r: &ProbeResult, host: &str, fail: bool) -> Step {
     let t = phase_time(r, Phase::Resolve);
     if fail {
-        return Step::new(StepKind::Dns, Mark::Fail, transport_text(&r.detail)).timed(t);
+        return Step::new(StepKind::Dns, Mark::Fail, transport_text(r)).timed(t);
     }
     match network_of(r, host) {
         Some(n) if n.source == "literal" => Step::new(
@@ -664,7 +658,7 @@ fn tcp_step(r: &ProbeResult, host: &str, fail: bool) -> Step {
     let t = phase_time(r, Phase::Connect);
     let n = network_of(r, host);
     if fail {
-        return Step::new(StepKind::Tcp, Mark::Fail, transport_text(&r.detail))
+        return Step::new(StepKind::Tcp, Mark::Fail, transport_text(r))
             .timed(t)
             .with_evidence(
                 n.filter(|n| n.source != "literal")
@@ -698,22 +692,21 @@ fn days_left(unix: i64) -> String {
 
 fn tls_step(r: &ProbeResult, fail: bool) -> Step {
     let t = phase_time(r, Phase::Tls);
-    let trust = r
-        .notes
-        .iter()
-        .find_map(|n| n.strip_prefix("TLS trust: "))
-        .map(|s| format!("trust: {s}"));
+    let trust = r.notes.iter().find_map(|n| match n {
+        Note::TlsTrust(source) => Some(format!("trust: {source}")),
+        _ => None,
+    });
     let fallback = r
         .notes
         .iter()
-        .find(|n| n.contains("retried over plain HTTP"));
+        .find(|n| matches!(n, Note::HttpFallback { .. }));
     let plain = r
         .endpoint
         .as_deref()
         .or_else(|| r.exchanges.first().map(|e| e.url.as_str()))
         .is_some_and(|u| u.starts_with("http://"));
     if fail {
-        return Step::new(StepKind::Tls, Mark::Fail, transport_text(&r.detail))
+        return Step::new(StepKind::Tls, Mark::Fail, transport_text(r))
             .timed(t)
             .with_evidence(trust);
     }
@@ -742,12 +735,11 @@ fn tls_step(r: &ProbeResult, fail: bool) -> Step {
         return s;
     }
     if let Some(note) = fallback {
-        let host = note
-            .strip_prefix("HTTPS to ")
-            .and_then(|n| n.split_once(" failed"))
-            .map(|(h, _)| h)
-            .unwrap_or("the registry");
-        let why = if note.contains("HTTP response to HTTPS client") {
+        let host = match note {
+            Note::HttpFallback { host, .. } => host.as_str(),
+            _ => "the registry",
+        };
+        let why = if note.is_plain_http_reply() {
             "answered the TLS handshake in plain HTTP"
         } else {
             "refused HTTPS"
@@ -955,12 +947,10 @@ fn token_step(r: &ProbeResult, registry_host: &str, fail: bool, challenge_open: 
     let realm = realm_of(r).unwrap_or_else(|| "the realm".into());
     let mut s = if fail {
         let summary = match r.reason {
-            Some(reason)
-                if network_layer(reason, &r.detail).is_some() || reason == Reason::Timeout =>
-            {
+            Some(reason) if network_layer(r).is_some() || reason == Reason::Timeout => {
                 format!(
                     "the token service {realm} cannot be reached: {}",
-                    transport_text(&r.detail)
+                    transport_text(r)
                 )
             }
             Some(Reason::CredentialMissing) => format!(
@@ -988,7 +978,7 @@ fn token_step(r: &ProbeResult, registry_host: &str, fail: bool, challenge_open: 
         s.exchanges = shown;
         s
     } else if ex.is_empty() {
-        let why = if r.auth_mode.as_deref() == Some("basic") {
+        let why = if r.auth_mode == Some(AuthMode::Basic) {
             "not used: the registry asks for Basic auth"
         } else if challenge_open {
             "not needed: /v2/ is open"
@@ -1019,7 +1009,7 @@ fn token_step(r: &ProbeResult, registry_host: &str, fail: bool, challenge_open: 
 fn verify_step(r: &ProbeResult, fail: bool, challenge_open: bool) -> Step {
     let t = phase_time(r, Phase::Verify);
     let ex = phase_exchanges(r, Phase::Verify);
-    let scheme = if r.auth_mode.as_deref() == Some("basic") {
+    let scheme = if r.auth_mode == Some(AuthMode::Basic) {
         "Basic"
     } else {
         "Bearer"
@@ -1163,7 +1153,13 @@ fn manifest_step(p: &ProbeResult, fail: bool) -> Step {
 /// What the manifest request ended with, in words.
 fn manifest_failure(p: &ProbeResult) -> String {
     let ex: Vec<&Exchange> = phase_exchanges(p, Phase::Manifest);
-    let Some(last) = ex.iter().rev().find(|e| e.status.is_some()) else {
+    // The answer the verdict rests on: the failing host's last exchange (a mirror's 404 is
+    // not the upstream's 401).
+    let decided = match p.failed.as_ref() {
+        Some(f) => f.exchange.and_then(|i| p.exchanges.get(i)),
+        None => ex.last().copied(),
+    };
+    let Some(last) = decided.filter(|e| e.status.is_some()) else {
         return p.detail.clone();
     };
     let host = Url::parse(&last.url)
@@ -1360,6 +1356,8 @@ pub struct ImageFacts {
     pub mismatches: Vec<String>,
     /// The user name of the first key that does not match, for the fix's command.
     pub mismatch_user: Option<String>,
+    /// The secret of the first key that does not match (the first of [`mismatch_phrases`]).
+    pub mismatch_secret: Option<String>,
 }
 
 fn server_flag(domain: &str) -> String {
@@ -1416,19 +1414,16 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
         }
         return v;
     };
-    let token_failed = r
-        .exchanges
-        .last()
-        .is_some_and(|e| e.phase == Some(Phase::Token));
+    let failed = r.failed.as_ref();
+    let token_failed = failed.is_some_and(|f| f.step == Some(Phase::Token));
     // The probe's hint names the registry; a failure at the token service is about its host.
-    let hint = match (
-        token_failed,
-        r.exchanges.last().and_then(|e| host_of_url(&e.url)),
-    ) {
-        (true, Some(realm_host)) => {
-            crate::probe::classify::hint(reason, crate::plan::host_of(&registry), Some(&realm_host))
-        }
-        _ => r.hint.clone(),
+    let hint = match failed.filter(|f| token_failed && !f.host.is_empty()) {
+        Some(f) => super::advice::hint(
+            reason,
+            crate::plan::host_of(&registry),
+            Some(&host_part(&f.host)),
+        ),
+        None => super::advice::hint_of(r),
     };
     let (summary, next): (String, String) = match reason {
         Reason::Unauthorized => (
@@ -1484,8 +1479,18 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
         Reason::NotFound => match image {
             Some(i) => (
                 format!(
-                    "{}:{} does not exist on {registry} (the manifest HEAD answered 404; the credential works)",
-                    i.repository, i.reference
+                    "{}:{} does not exist on {} (the manifest HEAD answered 404; {})",
+                    i.repository,
+                    i.reference,
+                    failed
+                        .filter(|f| !f.host.is_empty())
+                        .map(|f| f.host.as_str())
+                        .unwrap_or(&registry),
+                    if failed.is_some_and(|f| f.credential_sent) {
+                        "the credential works"
+                    } else {
+                        "no credential was sent"
+                    }
                 ),
                 "correct the image name or tag in the pod spec, or push the image".to_string(),
             ),
@@ -1528,7 +1533,7 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
                     "make the key the image's host and port exactly: `{}`, then roll the workload: `{roll}` (or correct the image name)",
                     create_command(
                         ctx,
-                        &secret_of_first_mismatch(&i).unwrap_or(secret.clone()),
+                        i.mismatch_secret.as_deref().unwrap_or(&secret),
                         &i.domain,
                         i.mismatch_user.as_deref().unwrap_or("USER")
                     )
@@ -1573,24 +1578,20 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
                 hint.clone(),
             )
         }
-        _ if network_layer(reason, &r.detail).is_some() || reason == Reason::Timeout => {
+        _ if network_layer(r).is_some() || reason == Reason::Timeout => {
             let who = if token_failed {
                 format!("the token service {}", realm.as_deref().unwrap_or(""))
             } else {
                 registry.clone()
             };
-            let text = transport_text(&r.detail);
-            // `resolving H: e`, `connecting to A: e`, `TLS with H: e`: the peer is named already.
-            let err = ["resolving ", "connecting to ", "TLS with ", "HTTP with "]
-                .iter()
-                .find_map(|p| text.strip_prefix(p))
-                .and_then(|rest| rest.split_once(": ").map(|(_, e)| e))
-                .unwrap_or(text);
-            let summary = match network_layer(reason, &r.detail) {
-                Some(StepKind::Dns) => format!("this node cannot resolve {}: {err}", {
-                    let t = text.strip_prefix("resolving ").unwrap_or(text);
-                    t.split_once(": ").map(|(h, _)| h).unwrap_or(t).to_string()
-                }),
+            let error = failed.and_then(|f| f.failure.transport());
+            // The sentence names the peer itself: the transport's cause without its subject.
+            let err = error.map(|e| e.cause()).unwrap_or_else(|| r.detail.clone());
+            let summary = match network_layer(r) {
+                Some(StepKind::Dns) => format!(
+                    "this node cannot resolve {}: {err}",
+                    error.and_then(|e| e.subject()).unwrap_or(&registry)
+                ),
                 Some(StepKind::Tcp) => format!("this node cannot connect to {who}: {err}"),
                 Some(StepKind::Tls) => {
                     format!("the TLS handshake with {who} fails on this node: {err}")
@@ -1604,12 +1605,6 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
     v.summary = summary;
     v.next = next;
     v
-}
-
-fn secret_of_first_mismatch(i: &ImageFacts) -> Option<String> {
-    let m = i.mismatches.first()?;
-    let rest = m.strip_prefix("secret `")?;
-    Some(rest.split('`').next()?.to_string())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1789,9 +1784,15 @@ pub fn diagnose_image(input: &ImageInput<'_>) -> ImageDiagnosis {
             .find(|k| k.key == v.key && !k.username.is_empty())
             .map(|k| k.username.clone())
     });
+    let mismatch_secret = input
+        .verdicts
+        .iter()
+        .find(|v| matches!(&v.outcome, KeyOutcome::NotMatched(why) if !why.is_empty()))
+        .and_then(|v| v.secrets.first().cloned());
     let facts = ImageFacts {
         mismatches: mismatch_phrases(&input.verdicts),
         mismatch_user,
+        mismatch_secret,
         ..input.facts.clone()
     };
     let attempts: Vec<Attempt> = input
@@ -1899,17 +1900,17 @@ pub fn diagnose_image(input: &ImageInput<'_>) -> ImageDiagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::failure::{AuthScheme, DnsFailure, Failed, Failure, Peer, TransportError};
     use crate::probe::{HostVerdict, NetworkStep};
 
     fn basic_unauthorized() -> ProbeResult {
         let mut r = ProbeResult::new("127.0.0.1:5000", Some("stale".into()));
         r.username = Some("alice".into());
-        r.auth_mode = Some("basic".into());
+        r.auth_mode = Some(AuthMode::Basic);
         r.endpoint = Some("http://127.0.0.1:5000/v2/".into());
         r.reason = Some(Reason::Unauthorized);
         r.class = Some(Class::Credential);
         r.detail = "GET http://127.0.0.1:5000/v2/ with Basic credentials of user `alice` answered 401: UNAUTHORIZED".into();
-        r.hint = "recreate".into();
         r.network.push(NetworkStep {
             host: "127.0.0.1".into(),
             source: "literal".into(),
@@ -1930,6 +1931,17 @@ mod tests {
                 response_headers: vec![],
             });
         }
+        r.failed = Some(Failed {
+            failure: Failure::VerifyStatus {
+                scheme: AuthScheme::Basic,
+                status: 401,
+                challenge_error: None,
+            },
+            step: Some(Phase::Verify),
+            host: "127.0.0.1:5000".into(),
+            credential_sent: true,
+            exchange: Some(1),
+        });
         r
     }
 
@@ -1970,7 +1982,7 @@ mod tests {
     #[test]
     fn a_realm_that_does_not_resolve_breaks_at_token() {
         let mut r = basic_unauthorized();
-        r.auth_mode = Some("bearer".into());
+        r.auth_mode = Some(AuthMode::Bearer);
         r.exchanges.pop();
         r.exchanges.push(Exchange {
             phase: Some(Phase::Token),
@@ -1981,6 +1993,19 @@ mod tests {
         r.reason = Some(Reason::Dns);
         r.class = Some(Class::Network);
         r.detail = "POST http://auth.test:1/token: the token service could not be reached: resolving auth.test: no such host (NXDOMAIN)".into();
+        r.failed = Some(Failed {
+            failure: Failure::Transport {
+                peer: Peer::Realm,
+                error: TransportError::Dns {
+                    host: "auth.test".into(),
+                    kind: DnsFailure::NxDomain,
+                },
+            },
+            step: Some(Phase::Token),
+            host: "auth.test:1".into(),
+            credential_sent: true,
+            exchange: Some(r.exchanges.len() - 1),
+        });
         let steps = credential_steps(&r);
         assert_eq!(steps[0].mark, Mark::Ok, "the registry resolved");
         assert_eq!(steps[4].mark, Mark::Fail);
@@ -2013,6 +2038,7 @@ mod tests {
             success: false,
             reason: Some(Reason::NoMatchingCredential),
             detail: "401".into(),
+            failed: None,
         });
         p.exchanges.push(Exchange {
             phase: Some(Phase::Manifest),
@@ -2028,6 +2054,7 @@ mod tests {
             reference: "1".into(),
             mismatches: vec!["secret `regcred` has key `private.registry.com` but the image host is `registry.company.com`".into()],
             mismatch_user: Some("ci-bot".into()),
+            mismatch_secret: Some("regcred".into()),
         };
         let v = verdict(&p, Some(&facts), &Context::default());
         assert_eq!(v.class, Some(Class::Config));
