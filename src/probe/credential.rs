@@ -29,7 +29,7 @@ use super::classify::{self, AuthScheme, Failure, Peer};
 use super::evidence;
 use super::exchange::{
     authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls,
-    tls_for, token_request, unix_now, v2_url, with_authorization,
+    tls_for, unix_now, v2_url, with_authorization,
 };
 use super::failure::Failed;
 use super::outcome::{AuthMode, Note, Phase, ProbeResult};
@@ -93,7 +93,7 @@ pub fn finish(
         }
         Err(failure) => {
             let expiry = credential_expiry(target.credential.password.expose_secret());
-            let failure = classify::with_expiry(failure, expiry, unix_now() as i64);
+            let failure = classify::with_expiry(failure, expiry, crate::clock::unix_secs());
             let reason = classify::reason(&failure);
             result.success = false;
             result.reason = Some(reason);
@@ -283,7 +283,7 @@ async fn handshake(
             if user.is_empty() || password.is_empty() {
                 return Err(Failure::CredentialMissing(AuthScheme::Bearer));
             }
-            let treq = token_request(challenge, &[], user, password, &base, result)?;
+            let treq = token::token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
             let mut tok =

@@ -34,7 +34,7 @@ use super::classify::{self, AuthScheme, Failure, Peer};
 use super::credential::ProbeEnv;
 use super::exchange::{
     challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls, tls_for,
-    token_request, unix_now, with_authorization,
+    unix_now, with_authorization,
 };
 use super::failure::Failed;
 use super::outcome::{AuthMode, HostVerdict, KeyRef, Note, Phase, ProbeResult, RateLimit};
@@ -398,7 +398,7 @@ async fn resolve_on_host(
                     }
                     auth.last_401 = Some(request_id);
                     if auth.handler.is_none() {
-                        let treq = token_request(
+                        let treq = token::token_request(
                             ch,
                             std::slice::from_ref(&scope),
                             &user,

@@ -4,6 +4,8 @@
 
 use url::Url;
 
+use super::diagnosis::{host_part, network_layer, realm_of, status_text, StepKind};
+use super::diagnosis::{Context, ImageFacts, Verdict};
 use crate::probe::{Phase, ProbeResult, Reason};
 
 /// The JSON `hint` of a result: what to do about its reason (empty on success). A credential
@@ -103,6 +105,243 @@ pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String 
             "No key of the pull secrets matches this image, so kubelet pulls anonymously and {registry} refuses. Make the secret's registry key match the image host (and port) exactly."
         ),
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Verdicts of the `check` walk
+// ------------------------------------------------------------------------------------------
+
+pub(crate) fn server_flag(domain: &str) -> String {
+    if domain == "docker.io" {
+        String::new()
+    } else {
+        format!(" --docker-server={domain}")
+    }
+}
+
+pub(crate) fn create_command(ctx: &Context, secret: &str, server: &str, user: &str) -> String {
+    format!(
+        "kubectl create secret docker-registry {secret} {ns}{} --docker-username={user} --docker-password=… --dry-run=client -o yaml | kubectl apply -f -",
+        server_flag(server).trim_start(),
+        ns = ctx.ns_flag()
+    )
+}
+
+/// The verdict of a failed or successful result (a credential probe, or an image attempt).
+pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Verdict {
+    let registry = image
+        .map(|i| i.domain.clone())
+        .unwrap_or_else(|| r.registry.clone());
+    let secret = r.secret.clone().unwrap_or_else(|| "NAME".into());
+    let user = r.username.clone().unwrap_or_else(|| "USER".into());
+    let realm = realm_of(r);
+    let roll = ctx.roll();
+    let create = create_command(ctx, &secret, crate::plan::host_of(&registry), &user);
+    let mut v = Verdict {
+        ok: r.success,
+        class: r.class,
+        reason: r.reason,
+        summary: r.detail.clone(),
+        next: String::new(),
+        also: Vec::new(),
+    };
+    let Some(reason) = r.reason.filter(|_| !r.success) else {
+        if r.success && image.is_some() && r.secret.is_none() {
+            v.summary = format!("{} (anonymous: no credential was needed)", r.detail);
+        }
+        return v;
+    };
+    let failed = r.failed.as_ref();
+    let token_failed = failed.is_some_and(|f| f.step == Some(Phase::Token));
+    // The probe's hint names the registry; a failure at the token service is about its host.
+    let hint = match failed.filter(|f| token_failed && !f.host.is_empty()) {
+        Some(f) => super::advice::hint(
+            reason,
+            crate::plan::host_of(&registry),
+            Some(&host_part(&f.host)),
+        ),
+        None => super::advice::hint_of(r),
+    };
+    let (summary, next): (String, String) = match reason {
+        Reason::Unauthorized => (
+            match (&realm, token_failed) {
+                (Some(realm), true) => format!(
+                    "the token service at {realm} rejected user `{user}`: the password is wrong or expired"
+                ),
+                _ => format!(
+                    "{registry} rejected the credential of user `{user}`: the password is wrong or expired"
+                ),
+            },
+            format!(
+                "check it with `docker login {} -u {user}`; recreate the secret with `{create}` and roll the workload: `{roll}`",
+                crate::plan::host_of(&registry)
+            ),
+        ),
+        Reason::TokenForbidden => (
+            format!(
+                "the token service at {} refused user `{user}` (403): the account or access token is disabled, or a scope or IP policy blocks it",
+                realm.as_deref().unwrap_or(&registry)
+            ),
+            format!(
+                "check the account in the registry (locked user, revoked or expired access token, IP allow list); with a new token recreate the secret with `{create}` and roll the workload: `{roll}`"
+            ),
+        ),
+        Reason::CredentialMissing => (
+            format!(
+                "{registry} requires authentication, but the entry for it in secret `{secret}` has no username or no password, so containerd sends no credential"
+            ),
+            format!(
+                "recreate the secret with a username and password: `{create}`, then roll the workload: `{roll}`"
+            ),
+        ),
+        Reason::CredentialExpired => (
+            r.detail.clone(),
+            format!(
+                "refresh the credential (ECR and GCR tokens expire within hours: use a refresher or a kubelet credential provider), recreate the secret with `{create}` and roll the workload: `{roll}`"
+            ),
+        ),
+        Reason::PullDenied => match image {
+            Some(i) => (
+                format!(
+                    "{registry} accepted user `{user}` but refuses it the pull of {}",
+                    i.repository
+                ),
+                format!(
+                    "grant user `{user}` pull access to {} in the registry, or correct the repository path in the image",
+                    i.repository
+                ),
+            ),
+            None => (r.detail.clone(), hint.clone()),
+        },
+        Reason::NotFound => match image {
+            Some(i) => (
+                format!(
+                    "{}:{} does not exist on {} (the manifest HEAD answered 404; {})",
+                    i.repository,
+                    i.reference,
+                    failed
+                        .filter(|f| !f.host.is_empty())
+                        .map(|f| f.host.as_str())
+                        .unwrap_or(&registry),
+                    if failed.is_some_and(|f| f.credential_sent) {
+                        "the credential works"
+                    } else {
+                        "no credential was sent"
+                    }
+                ),
+                "correct the image name or tag in the pod spec, or push the image".to_string(),
+            ),
+            None => (r.detail.clone(), hint.clone()),
+        },
+        Reason::NoMatchingCredential => {
+            let i = image.cloned().unwrap_or_default();
+            let status = r
+                .exchanges
+                .iter()
+                .rev()
+                .find_map(|e| e.status)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            let why = if i.mismatches.is_empty() {
+                format!("no pull secret has a key for {}", i.domain)
+            } else {
+                i.mismatches.join("; ")
+            };
+            let next = if let Some((s, k)) = ctx.unreferenced_matches.first() {
+                format!(
+                    "secret `{s}` has key `{k}`, which matches: add it to the pod's imagePullSecrets, then roll the workload: `{roll}`"
+                )
+            } else if let Some(m) = ctx.missing.first() {
+                format!(
+                    "the pod lists `{m}`, which was not given: check it exists in namespace {} (`kubectl {}get secret {m}`) with a key for {}; if not, create it: `{}`, then roll the workload: `{roll}`",
+                    ctx.namespace.as_deref().unwrap_or("NAMESPACE"),
+                    ctx.ns_flag(),
+                    i.domain,
+                    create_command(ctx, m, &i.domain, "USER")
+                )
+            } else if i.mismatches.is_empty() {
+                format!(
+                    "create a pull secret for {}: `{}`, list it in the pod's imagePullSecrets and roll the workload: `{roll}`",
+                    i.domain,
+                    create_command(ctx, "NAME", &i.domain, "USER")
+                )
+            } else {
+                format!(
+                    "make the key the image's host and port exactly: `{}`, then roll the workload: `{roll}` (or correct the image name)",
+                    create_command(
+                        ctx,
+                        i.mismatch_secret.as_deref().unwrap_or(&secret),
+                        &i.domain,
+                        i.mismatch_user.as_deref().unwrap_or("USER")
+                    )
+                )
+            };
+            (
+                format!(
+                    "{why}: kubelet pulls anonymously and {} refuses{status}",
+                    i.domain
+                ),
+                next,
+            )
+        }
+        Reason::SecretInvalid => (
+            format!(
+                "{} (kubelet cannot use it{})",
+                r.detail,
+                if image.is_some() {
+                    ", and fails every pull of the pod before contacting a registry"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "recreate it: `kubectl create secret docker-registry {secret} {}--docker-server=… --docker-username=… --docker-password=… --dry-run=client -o yaml | kubectl apply -f -` (by hand, the value is {{\"auths\": {{\"HOST\": {{\"auth\": base64 of user:password}}}}}})",
+                ctx.ns_flag()
+            ),
+        ),
+        Reason::TokenEndpoint => {
+            let last = r
+                .exchanges
+                .iter()
+                .rev()
+                .find(|e| e.phase == Some(Phase::Token) && e.status.is_some());
+            (
+                format!(
+                    "the token service at {} is broken: it answered user `{user}` with {} (not a credential problem)",
+                    realm.as_deref().unwrap_or(&registry),
+                    last.map(status_text)
+                        .unwrap_or_else(|| "no usable token".into())
+                ),
+                hint.clone(),
+            )
+        }
+        _ if network_layer(r).is_some() || reason == Reason::Timeout => {
+            let who = if token_failed {
+                format!("the token service {}", realm.as_deref().unwrap_or(""))
+            } else {
+                registry.clone()
+            };
+            let error = failed.and_then(|f| f.failure.transport());
+            // The sentence names the peer itself: the transport's cause without its subject.
+            let err = error.map(|e| e.cause()).unwrap_or_else(|| r.detail.clone());
+            let summary = match network_layer(r) {
+                Some(StepKind::Dns) => format!(
+                    "this node cannot resolve {}: {err}",
+                    error.and_then(|e| e.subject()).unwrap_or(&registry)
+                ),
+                Some(StepKind::Tcp) => format!("this node cannot connect to {who}: {err}"),
+                Some(StepKind::Tls) => {
+                    format!("the TLS handshake with {who} fails on this node: {err}")
+                }
+                _ => format!("{who} does not answer this node in time: {err}"),
+            };
+            (summary, hint.clone())
+        }
+        _ => (r.detail.clone(), hint.clone()),
+    };
+    v.summary = summary;
+    v.next = next;
+    v
 }
 
 #[cfg(test)]
