@@ -26,6 +26,7 @@
 //! reasons, classes, metrics and flags follow `shared/spec/metrics.md`.
 
 pub mod cli;
+mod golang;
 pub mod hosts;
 pub mod plan;
 pub mod podspec;
