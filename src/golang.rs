@@ -647,7 +647,9 @@ mod tests {
         assert!(parse_url("httpx:5000/a").is_ok());
         assert!(parse_url("http-x:5000").is_ok()); // scheme "http-x", opaque
         assert!(parse_url("1http:5000").is_err()); // no scheme, colon in first segment
-                                                   // Control bytes are refused before the '#' only; the fragment's escapes are checked.
+
+        // Control bytes are refused before the '#' only; the fragment's escapes are
+        // checked.
         assert!(parse_url("https://h/#\u{1}").is_ok());
         assert_eq!(
             parse_url("https://h/#%zz"),

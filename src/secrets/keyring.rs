@@ -11,7 +11,8 @@
 //! Keys arrive already normalised ([`AuthEntry::key`], `secrets::key`); this module only indexes
 //! and matches them. Both sides are parsed with the crate's port of Go's `net/url`
 //! (`crate::golang`), the authority split with its `net.SplitHostPort`. Current Go refuses a `[`
-//! inside a host, so a key's labels can hold `*` globs but no `[...]` classes. [`Keyring::explain`] says, for every key, why it did or did not match.
+//! inside a host, so a key's labels can hold `*` globs but no `[...]` classes.
+//! [`Keyring::explain`] says, for every key, why it did or did not match.
 //!
 //! Not modelled: exec credential-provider plugins (§3.6), and Go's random order of two spellings of
 //! one key inside one secret (regprobe keeps the secret's entry order).
