@@ -27,6 +27,7 @@
 
 pub mod cli;
 pub mod clock;
+mod golang;
 pub mod hosts;
 pub mod plan;
 pub mod podspec;
