@@ -13,7 +13,7 @@
 //! | nothing listening | `failed to resolve reference "REF": failed to do request: Head "URL": dial tcp 127.0.0.1:P: connect: connection refused` |
 //! | TLS registry, no CA | `… failed to do request: Head "https://…": x509: certificate signed by unknown authority` |
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! auth (the issuer's JWTs verify in distribution), TLS with the test CA, dnsmasq answers,
 //! each fake, and the kubelet secret layouts.
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
