@@ -1,7 +1,7 @@
-//! Proves the containerd harness (`tests/support/containerd.rs`) with real registries, and
-//! records containerd 1.6.20's exact error texts: the ground truth the parity suite maps to
-//! regprobe's reasons. Every text is printed (`--nocapture`) and asserted on its stable part
-//! (ports and digests vary).
+//! Proves the containerd harness (`regprobe_testsupport::containerd`) with real registries,
+//! and records containerd 1.6.20's exact error texts: the ground truth the parity suite maps
+//! to regprobe's reasons. Every text is printed (`--nocapture`) and asserted on its stable
+//! part (ports and digests vary).
 //!
 //! | case | containerd 1.6.20 (`ctr: ` line) |
 //! |---|---|

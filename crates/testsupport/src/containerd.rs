@@ -25,7 +25,7 @@
 //! In 1.6 `ctr content fetch` resolves and downloads **in the ctr process** (the daemon only
 //! stores content), so the registry traffic, its DNS lookups and its proxy environment are
 //! ctr's. [`Containerd::fetch`] runs ctr with an empty environment (no `HTTP(S)_PROXY` of the
-//! caller; add variables with [`FetchOptions::env`]). Use `127.0.0.1:PORT` references and
+//! caller, only `PATH` and `HOME`). Use `127.0.0.1:PORT` references and
 //! hosts.toml `server`/`host` URLs with IPs: ctr resolves names with the system resolver.
 //!
 //! # No cache between fetches

@@ -1,5 +1,5 @@
 //! A private DNS server for `.test` names: `dnsmasq` (package `dnsmasq-base`) on
-//! 127.0.0.1:<free port>, so tests resolve names deterministically and never touch real DNS.
+//! `127.0.0.1:<free port>`, so tests resolve names deterministically and never touch real DNS.
 //!
 //! ```ignore
 //! let dns = Dns::start(&[("auth.test", Ipv4Addr::new(127, 0, 0, 2))]);

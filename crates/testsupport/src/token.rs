@@ -10,9 +10,10 @@
 //! It answers `{"token","access_token","expires_in","issued_at"}` (plus `scope` on POST and
 //! `refresh_token` when offline access was asked and the user has one). The token is an ES256
 //! JWT whose header carries `x5c = [base64 DER of the signing certificate]`; that certificate is
-//! written to [`TokenIssuer::rootcertbundle`], the file the registry's `auth.token.rootcertbundle`
-//! names, so distribution 2.8 accepts the tokens. Claims: `iss`, `sub`, `aud` (= service), `exp`,
-//! `nbf`, `iat`, `jti`, `access` (the requested actions the user was granted, per repository).
+//! written to the `rootcertbundle` of [`TokenIssuer::registry_auth`], the file the registry's
+//! `auth.token.rootcertbundle` names, so distribution 2.8 accepts the tokens. Claims: `iss`,
+//! `sub`, `aud` (= service), `exp`, `nbf`, `iat`, `jti`, `access` (the requested actions the
+//! user was granted, per repository).
 //!
 //! ```ignore
 //! let issuer = TokenIssuer::start(
