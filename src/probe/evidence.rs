@@ -4,10 +4,8 @@
 
 use super::outcome::{Exchange, Phase, ProbeResult};
 use super::transport::Response;
+pub use super::transport::{excerpt, EXCERPT_CHARS};
 use serde::Deserialize;
-
-/// Longest excerpt of a non-JSON body kept as evidence (characters).
-pub const EXCERPT_CHARS: usize = 200;
 
 #[derive(Deserialize)]
 struct ErrorEnvelope {
@@ -43,35 +41,6 @@ fn error_parts(body: &[u8]) -> (Option<String>, Option<String>) {
         }
     }
     (None, Some(String::from_utf8_lossy(body).into_owned()))
-}
-
-/// A one-line excerpt of `body`: invalid UTF-8 replaced, control characters (NUL included)
-/// replaced by spaces, whitespace folded, cut to [`EXCERPT_CHARS`].
-pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
-    let mut last_space = true;
-    for c in text.chars() {
-        let c = if c.is_control() || c.is_whitespace() {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' {
-            if last_space {
-                continue;
-            }
-            last_space = true;
-        } else {
-            last_space = false;
-        }
-        out.push(c);
-        if out.chars().count() >= EXCERPT_CHARS {
-            out.push('…');
-            break;
-        }
-    }
-    out.trim_end().to_string()
 }
 
 /// Replaces every occurrence of each non-trivial secret in `text` with `<redacted>`.
