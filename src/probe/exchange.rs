@@ -239,14 +239,7 @@ pub fn v2_url(host: &RegistryHost, scheme: HostScheme) -> Result<Url, Failure> {
     })
 }
 
-/// `host[:port]` of a URL, lower-cased, as the transport keys its TLS facts.
-pub fn authority(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    }
-}
+pub use super::transport::authority;
 
 /// The `error` parameter of the response's challenge (`invalid_token`, `insufficient_scope`).
 pub fn challenge_error(resp: &Response) -> Option<String> {

@@ -3,8 +3,8 @@
 //! credential may follow one.
 
 use super::{
-    excerpt, ConnKey, HttpFailure, Request, Response, Sender, Session, TransportError, UrlScheme,
-    MAX_HEAD_BYTES, MAX_REDIRECTS,
+    authority, excerpt, ConnKey, HttpFailure, Request, Response, Sender, Session, TransportError,
+    UrlScheme, MAX_HEAD_BYTES, MAX_REDIRECTS,
 };
 use crate::probe::outcome::Phase;
 use bytes::Bytes;
@@ -47,7 +47,7 @@ impl Session {
                 return Ok(resp);
             };
             let status = resp.status.as_u16();
-            let from = url_authority(&req.url);
+            let from = authority(&req.url);
             let next = req.url.join(&location_text(raw.as_bytes())).map_err(|_| {
                 TransportError::Redirect(format!(
                     "{from} answered {status} with a Location that is not a usable URL: \"{}\"",
@@ -63,10 +63,10 @@ impl Session {
             if sent >= MAX_REDIRECTS {
                 return Err(TransportError::Redirect(format!(
                     "stopped after {MAX_REDIRECTS} redirects (the last, {status} from {from} to {}): a redirect loop, or a chain longer than Go's client follows",
-                    url_authority(&next)
+                    authority(&next)
                 )));
             }
-            let to = url_authority(&next);
+            let to = authority(&next);
             if matches!(status, 301..=303) && req.method == Method::POST {
                 if !req.body.is_empty() {
                     self.dropped_credential = Some(format!(
@@ -290,15 +290,6 @@ impl Session {
 /// A stream hyper speaks over: plain TCP or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// `host[:port]` of a URL, for messages.
-fn url_authority(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
 
 /// A `Location` value as text: bytes that are not ASCII are percent-encoded, as Go's `net/url`
 /// does when it sends a path it parsed from raw bytes. (hyper has already refused NUL and the

@@ -323,6 +323,17 @@ impl Session {
 
 /// A transport for loopback tests: no proxy, and a DNS server that is never asked
 /// (IP literals need no lookup).
+/// `host[:port]` of a URL, the host lower-cased (the URL parser already lower-cases the hosts
+/// of `http` and `https` URLs): how the transport keys connections and TLS facts, and how every
+/// layer names a server. The port is left out when the URL has the scheme's default.
+pub fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
 #[cfg(test)]
 fn loopback_transport() -> Arc<Transport> {
     Arc::new(

@@ -585,12 +585,6 @@ pub(crate) fn realm_of(r: &ProbeResult) -> Option<String> {
     r.exchanges
         .iter()
         .find(|e| e.phase == Some(Phase::Token))
-        .and_then(|e| {
-            let u = Url::parse(&e.url).ok()?;
-            let h = u.host_str()?.to_string();
-            Some(match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h,
-            })
-        })
+        .and_then(|e| Url::parse(&e.url).ok())
+        .map(|u| crate::probe::transport::authority(&u))
 }
