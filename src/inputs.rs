@@ -33,7 +33,7 @@ pub struct Inputs {
     pub paths: InputPaths,
     /// How probes reach registries.
     pub network: Network,
-    /// Probes in flight at most (at least 1).
+    /// Probes in flight at most (0 counts as 1).
     pub concurrency: usize,
     /// Canary images, as written in a pod spec.
     pub images: Vec<String>,

@@ -52,7 +52,10 @@ pub enum ImagePlanError {
 
 /// Plans the image probes: each image normalised as containerd does (spec §2), its keys
 /// looked up in kubelet's keyring (pod secrets, then the node's `config.json`, spec §3), and
-/// its hosts from containerd's host configuration (mirrors first, spec §6).
+/// its hosts from containerd's host configuration (mirrors first, spec §6). One plan per
+/// image, in order.
+///
+/// Errors: the first image that does not parse, or an unreadable host configuration.
 pub fn plan_images(
     images: &[String],
     secrets: &[Secret],
