@@ -24,8 +24,9 @@ use crate::probe::transport::ResolveOverride;
 use crate::probe::ProbeResult;
 use crate::report::diagnosis::{
     diagnose_credential, diagnose_image, Context, ImageDiagnosis, ImageFacts, ImageInput,
-    SecretInfo,
+    SecretInfo, Walk,
 };
+use crate::report::status::{ImageCheckDoc, MissingSecret};
 use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
 };
@@ -289,7 +290,7 @@ fn style_of(args: &CheckArgs) -> Style {
     }
 }
 
-fn print_json(v: &serde_json::Value) {
+fn print_json(v: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
@@ -334,13 +335,7 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            let mut v = crate::report::status_json(&results);
-            if let Some(probes) = v["probes"].as_array_mut() {
-                for (p, w) in probes.iter_mut().zip(&walks) {
-                    p["diagnosis"] = serde_json::to_value(w).unwrap_or_default();
-                }
-            }
-            print_json(&v);
+            print_json(&crate::report::status::with_diagnoses(&results, walks));
         }
         Output::Text => {
             let style = style_of(args);
@@ -421,7 +416,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            print_json(&images_json(inputs, &planned, &pulls, &diagnoses, &invalid));
+            print_images_json(inputs, &planned, &pulls, &diagnoses, &invalid);
         }
         Output::Text => {
             let style = style_of(args);
@@ -505,6 +500,7 @@ fn diagnose_images(
                     reference: p.reference.reference().to_string(),
                     mismatches: Vec::new(),
                     mismatch_user: None,
+                    mismatch_secret: None,
                 },
                 workload: workload.map(Workload::title),
                 containers: p.job.containers.clone(),
@@ -524,60 +520,53 @@ fn diagnose_images(
         .collect()
 }
 
-/// `check --output json` for images: the contract's `{"probes": [...]}` (invalid secrets, then
-/// each attempt, each with its walk), plus `images` (the diagnoses) and `missing_secrets`.
-fn images_json(
+/// Prints `check --output json` for images: the contract's `{"probes": [...]}` (invalid
+/// secrets, then each attempt, each with its walk), plus `images` (the diagnoses) and
+/// `missing_secrets`.
+fn print_images_json(
     inputs: &CheckInputs,
     planned: &[PlannedImage],
     pulls: &[Vec<ProbeResult>],
     diagnoses: &[ImageDiagnosis],
     invalid: &[ProbeResult],
-) -> serde_json::Value {
+) {
     let loaded = &inputs.loaded;
     let mut results: Vec<ProbeResult> = invalid.to_vec();
-    let mut walks: Vec<serde_json::Value> = invalid
+    let mut walks: Vec<Walk> = invalid
         .iter()
-        .map(|r| {
-            serde_json::to_value(diagnose_credential(
-                inputs.info(r.secret.as_deref()),
-                r,
-                &Context::default(),
-            ))
-            .unwrap_or_default()
-        })
+        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &Context::default()))
         .collect();
     for (d, rs) in diagnoses.iter().zip(pulls) {
         for (a, r) in d.attempts.iter().zip(rs) {
             results.push(r.clone());
             let mut steps = d.steps.clone();
             steps.extend(a.steps.iter().cloned());
-            walks.push(serde_json::json!({"steps": steps, "verdict": a.verdict}));
+            walks.push(Walk {
+                steps,
+                verdict: a.verdict.clone(),
+            });
         }
     }
-    let mut v = crate::report::status_json(&results);
-    if let Some(probes) = v["probes"].as_array_mut() {
-        for (p, w) in probes.iter_mut().zip(walks) {
-            p["diagnosis"] = w;
-        }
-    }
-    v["images"] = serde_json::to_value(diagnoses).unwrap_or_default();
     let mut missing = Vec::new();
     for p in planned {
         if let Some(w) = p.job.workload.map(|w| &loaded.workloads[w]) {
             for m in &p.job.missing {
-                let entry = serde_json::json!({
-                    "secret": m,
-                    "workload": w.title(),
-                    "namespace": w.namespace,
-                });
+                let entry = MissingSecret {
+                    secret: m.clone(),
+                    workload: w.title(),
+                    namespace: w.namespace.clone(),
+                };
                 if !missing.contains(&entry) {
                     missing.push(entry);
                 }
             }
         }
     }
-    v["missing_secrets"] = serde_json::Value::Array(missing);
-    v
+    print_json(&ImageCheckDoc {
+        status: crate::report::status::with_diagnoses(&results, walks),
+        images: diagnoses,
+        missing_secrets: missing,
+    });
 }
 
 /// Prints a configuration error and gives the exit status for it (2).

@@ -31,6 +31,8 @@
 //! reasons, classes, metrics and flags follow `shared/spec/metrics.md`.
 
 pub mod cli;
+pub mod clock;
+mod golang;
 pub mod hosts;
 pub mod inputs;
 pub mod plan;

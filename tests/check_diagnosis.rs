@@ -344,3 +344,59 @@ fn credential_mode_wrong_basic_password() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     snapshot("credential_mode_wrong_basic_password", &run);
 }
+
+/// A mirror answers 404 (an empty registry) and the upstream refuses the anonymous request
+/// (htpasswd, no key matches): containerd keeps the mirror's `not found` (priority 2 over the
+/// upstream's authorization failure). The walk must attribute the 404 to the mirror, not show
+/// the upstream's 401 as its status, and must not claim a credential works when none was sent.
+#[test]
+fn a_mirror_404_is_the_mirrors_and_no_credential_is_claimed() {
+    let upstream = Registry::start(RegistryOptions::htpasswd(&[("alice", PW)]));
+    let empty = Registry::start(RegistryOptions::default());
+    let host = upstream.host();
+    let hosts = support::containerd::hosts_dir(&[(
+        &host,
+        &support::containerd::mirror_hosts_toml(
+            &format!("http://{host}"),
+            &[&format!("http://{}", empty.host())],
+        ),
+    )]);
+    let run = check(
+        &[
+            "--hosts-dir",
+            s(hosts.path()),
+            "--image",
+            &format!("{host}/team/app:1"),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let manifest = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("FAIL") && l.contains("manifest"))
+        .unwrap_or_else(|| panic!("no failing manifest step:\n{}", run.stdout));
+    assert!(
+        manifest.contains(&empty.host()) && manifest.contains("404"),
+        "the 404 is the mirror's: {manifest}\n{}",
+        run.stdout
+    );
+    assert!(
+        !manifest.contains("(401"),
+        "the upstream's 401 is not the mirror's status: {manifest}"
+    );
+    let verdict = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("verdict:"))
+        .unwrap_or_else(|| panic!("no verdict:\n{}", run.stdout));
+    assert!(verdict.contains("not_found"), "{verdict}");
+    assert!(
+        verdict.contains(&empty.host()),
+        "the verdict names the mirror: {verdict}"
+    );
+    assert!(
+        !verdict.contains("the credential works"),
+        "no credential was sent: {verdict}"
+    );
+}

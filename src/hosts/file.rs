@@ -8,8 +8,8 @@
 //! "failed to decode" and fall back to the certs.d layout; [`FileError`] carries what we need to
 //! say so (the line, never file content).
 
-use super::golang;
 use super::{Capabilities, HostConfig};
+use crate::golang;
 use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
@@ -330,10 +330,10 @@ fn parse_host_config(
 
     if let Some(v) = cfg.ca {
         let certs = match v.get_ref() {
-            DeValue::String(s) => vec![golang::make_abs_path(s, base)],
+            DeValue::String(s) => vec![make_abs_path(s, base)],
             DeValue::Array(items) => string_slice(items.iter(), "ca", lines)?
                 .into_iter()
-                .map(|s| golang::make_abs_path(s, base))
+                .map(|s| make_abs_path(s, base))
                 .collect(),
             other => {
                 return Err(FileError {
@@ -346,7 +346,7 @@ fn parse_host_config(
     }
 
     if let Some(v) = cfg.client {
-        let abs = |s: &str| golang::make_abs_path(s, base);
+        let abs = |s: &str| make_abs_path(s, base);
         // Go keeps `[2]string{cert, ""}`; an empty key means "key in the cert file".
         let key_of = |p: std::path::PathBuf| (!p.as_os_str().is_empty()).then_some(p);
         let mut pairs = Vec::new();
@@ -540,5 +540,35 @@ impl LineIndex {
             Ok(i) => i + 1,
             Err(i) => i,
         }
+    }
+}
+
+/// containerd `makeAbsPath` (`config/hosts.go`): absolute paths are kept as written (not
+/// cleaned), relative ones are `filepath.Join`ed to the host directory. Note that `""` becomes the
+/// host directory itself.
+fn make_abs_path(p: &str, base: &Path) -> std::path::PathBuf {
+    if p.starts_with('/') {
+        std::path::PathBuf::from(p)
+    } else {
+        golang::join_clean(base, p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::make_abs_path;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn make_abs_path_like_containerd() {
+        assert_eq!(
+            make_abs_path("/abs//x", Path::new("/d")),
+            PathBuf::from("/abs//x")
+        );
+        assert_eq!(make_abs_path("", Path::new("/d")), PathBuf::from("/d"));
+        assert_eq!(
+            make_abs_path("x/../ca.crt", Path::new("/d")),
+            PathBuf::from("/d/ca.crt")
+        );
     }
 }

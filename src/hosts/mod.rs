@@ -12,8 +12,8 @@
 //! [`crate::probe::tls::client_config`].
 
 mod file;
-mod golang;
 
+use crate::golang;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;

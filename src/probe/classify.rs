@@ -1,8 +1,10 @@
-//! The one place where a failure becomes a [`Reason`], and where each reason gets its hint.
+//! The one place where a failure becomes a [`Reason`].
 //!
 //! Every prober reports what went wrong as a [`Failure`]: a typed description of the step and
 //! of what the peer did (a transport error, a status, a challenge, a token body). [`reason`]
-//! maps it to the closed set of `metrics.md`; [`hint`] says what an SRE should do. The mapping
+//! maps it to the closed set of `metrics.md`, including the rewrites that depend on the
+//! probe's context ([`with_expiry`], [`attempt_reason`]). The words for each reason live in
+//! `report::advice`. The mapping
 //! follows `auth-spec.md` §10.1 (classification table) with the contract's names, and the
 //! containerd text each case corresponds to is noted beside it.
 //!
@@ -10,99 +12,9 @@
 //! ([`crate::probe::transport::TransportError`]) and HTTP outcomes are statuses and parsed
 //! challenge parameters.
 
-use super::outcome::Reason;
-use super::transport::{ConnectFailure, HttpFailure, TlsFailure, TransportError};
-
-/// Which server a step talked to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peer {
-    /// The registry (`/v2/`, manifests).
-    Registry,
-    /// The token service named by the challenge's `realm`.
-    Realm,
-}
-
-/// How the registry asked for credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthScheme {
-    /// HTTP Basic.
-    Basic,
-    /// Bearer token from the realm.
-    Bearer,
-}
-
-/// A typed account of what went wrong in a probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// The secret file did not parse (the error text is already free of secret content).
-    SecretInvalid(String),
-    /// A network step failed, at the registry or at the realm.
-    Transport {
-        /// Which server.
-        peer: Peer,
-        /// The typed error.
-        error: TransportError,
-    },
-    /// `/v2/` answered 200 with an HTML page and no `Docker-Distribution-API-Version` header.
-    HtmlPage,
-    /// The anonymous `/v2/` answered a status that is neither 200 nor 401.
-    ChallengeStatus(u16),
-    /// 401 without a Basic or Bearer challenge (none, Digest, Negotiate).
-    NoSupportedChallenge,
-    /// Bearer challenge without a usable `realm` (missing, not an http(s) URL).
-    BadRealm(String),
-    /// The registry demands authentication and the entry has no username or no password.
-    CredentialMissing(AuthScheme),
-    /// The token request's final answer was an HTTP error status.
-    TokenStatus {
-        /// Status of the final token request (the GET when the POST fell back).
-        status: u16,
-        /// Whether a credential was sent (an anonymous token refused is not a bad password).
-        with_credential: bool,
-    },
-    /// The token service answered 2xx but the body was not usable JSON or held no token.
-    TokenBody(String),
-    /// The authenticated `/v2/` (or manifest request) was refused.
-    VerifyStatus {
-        /// How we authenticated.
-        scheme: AuthScheme,
-        /// Status of the last answer.
-        status: u16,
-        /// The `error` parameter of the last challenge (`invalid_token`, `insufficient_scope`).
-        challenge_error: Option<String>,
-    },
-    /// The registry answered a status that is a registry fault (5xx, unexpected 4xx).
-    RegistryStatus(u16),
-    /// The manifest request's final answer (image probes), after containerd's retries.
-    ManifestStatus {
-        /// Status of the last answer.
-        status: u16,
-        /// How the last request was authenticated, if at all.
-        auth: Option<AuthScheme>,
-        /// The `error` parameter of the last challenge.
-        challenge_error: Option<String>,
-        /// Whether the token service issued a token for the credential (it accepted it).
-        token_issued: bool,
-    },
-    /// A schema1 manifest or one over 4 MiB, which containerd 2.x rejects.
-    ManifestUnsupported(String),
-    /// The credential was rejected and its own expiry (JWT `exp`, ECR `expiration`) is past.
-    CredentialExpired {
-        /// Unix seconds of the expiry.
-        expired_at: i64,
-    },
-    /// A redirect took the request where its credential may not follow (another host, or a
-    /// POST turned into a GET without its form), so the credential was not sent, and the
-    /// answer was 401 or 403: it says nothing about the credential.
-    CredentialNotForwarded {
-        /// Which server redirected.
-        peer: Peer,
-        /// The final status.
-        status: u16,
-        /// What the redirect did, naming the host (from the transport).
-        how: String,
-    },
-}
+pub use super::failure::{AuthScheme, Failure, Peer};
+use super::failure::{ConnectFailure, HttpFailure, TlsFailure, TransportError};
+use super::vocab::Reason;
 
 /// The reason of a failure (`metrics.md`, "Reasons and classes"; `auth-spec.md` §10.1).
 pub fn reason(f: &Failure) -> Reason {
@@ -206,7 +118,43 @@ pub fn reason(f: &Failure) -> Reason {
         },
         Failure::ManifestUnsupported(_) => Reason::ManifestUnsupported,
         Failure::CredentialExpired { .. } => Reason::CredentialExpired,
+        // containerd: "no resolve hosts: not found".
+        Failure::NoResolveHosts => Reason::NotFound,
     }
+}
+
+/// The credential probe's rewrite: a failure that means "credential refused"
+/// ([`Reason::Unauthorized`] from the token service or the registry) becomes
+/// [`Failure::CredentialExpired`] when the credential's own expiry (`expiry`, Unix seconds: a
+/// JWT `exp`, an ECR token's `expiration`) is before `now`. Other failures are unchanged.
+pub fn with_expiry(f: Failure, expiry: Option<i64>, now: i64) -> Failure {
+    let refused = matches!(
+        f,
+        Failure::TokenStatus { .. } | Failure::VerifyStatus { .. }
+    ) && reason(&f) == Reason::Unauthorized;
+    match expiry {
+        Some(t) if refused && t < now => Failure::CredentialExpired { expired_at: t },
+        _ => f,
+    }
+}
+
+/// The reason of an image attempt's failure. An anonymous attempt because no key matched
+/// (`credential_given == false`), refused for lack of credentials, is
+/// [`Reason::NoMatchingCredential`] (contract): the fix is the secret's key, not the registry.
+pub fn attempt_reason(f: &Failure, credential_given: bool) -> Reason {
+    let r = reason(f);
+    if !credential_given
+        && matches!(
+            r,
+            Reason::Unauthorized
+                | Reason::CredentialMissing
+                | Reason::PullDenied
+                | Reason::TokenForbidden
+        )
+    {
+        return Reason::NoMatchingCredential;
+    }
+    r
 }
 
 /// The reason of a transport error (§10.1 #4–#17), from its type alone.
@@ -248,86 +196,6 @@ pub fn transport_reason(e: &TransportError) -> Reason {
         },
         TransportError::InvalidUrl(_) => Reason::ChallengeUnsupported,
         TransportError::Redirect(_) => Reason::RegistryError,
-    }
-}
-
-/// What an SRE should do about `reason`, in one or two sentences. `registry` and `realm_host`
-/// make the advice concrete.
-pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String {
-    let realm = realm_host.unwrap_or(registry);
-    match reason {
-        Reason::Unauthorized => format!(
-            "The credential for {registry} is wrong or expired. Check it with `docker login {registry}`, then recreate the secret with `kubectl create secret docker-registry NAME --docker-server={registry} --docker-username=USER --docker-password=...` and roll the workload."
-        ),
-        Reason::TokenForbidden => format!(
-            "The token service {realm} refused this credential (account or token disabled, scope or IP policy). Check the account's status and permissions in the registry; recreate the secret if the token was revoked."
-        ),
-        Reason::CredentialMissing => format!(
-            "{registry} requires authentication, but this entry has no usable username and password (an `identitytoken`-only or password-only entry is sent anonymously by kubelet). Recreate the secret with a username and password."
-        ),
-        Reason::CredentialExpired => format!(
-            "The credential for {registry} has expired (its own expiry time is past). Refresh it (short-lived tokens such as ECR's or GCR's need a refresher or a kubelet credential provider) and recreate the secret."
-        ),
-        Reason::PullDenied => format!(
-            "The credential is accepted by {registry} but may not pull this repository. Grant pull access to the account, or use the right repository path."
-        ),
-        Reason::NotFound => format!(
-            "The repository or tag does not exist on {registry}. Check the image name and tag in the pod spec."
-        ),
-        Reason::Dns => format!(
-            "The node cannot resolve {realm}. Check the node's /etc/resolv.conf and DNS servers (`dig {realm}` on the node); this fails on some nodes only if their DNS differs."
-        ),
-        Reason::ConnectRefused => format!(
-            "Nothing accepts connections at {realm} from this node. Check the registry is up and the port is right, and for firewalls or a wrong DNS answer."
-        ),
-        Reason::ConnectTimeout => format!(
-            "Connections to {realm} time out from this node: a firewall, security group or route drops them. Compare with other nodes; check egress rules and the proxy settings."
-        ),
-        Reason::Unreachable => format!(
-            "The node has no route to {realm}. Check the node's routes, network interfaces and egress configuration."
-        ),
-        Reason::Timeout => format!(
-            "{realm} accepted the connection but did not answer in time. The registry or a middlebox (proxy, load balancer) is overloaded or stuck; retry and compare with other nodes."
-        ),
-        Reason::Proxy => "The HTTPS proxy from the environment failed or refused the CONNECT. Check HTTPS_PROXY/NO_PROXY for containerd and the proxy's allow-list.".to_string(),
-        Reason::TlsUntrusted => format!(
-            "The certificate of {realm} is not signed by a CA the node trusts. Install the registry's CA in the node bundle or as /etc/containerd/certs.d/{registry}/ca.crt (hosts.toml `ca`)."
-        ),
-        Reason::TlsHostnameMismatch => format!(
-            "The certificate of {realm} is not valid for that name. Use the name the certificate was issued for, or reissue the certificate with it in its SANs."
-        ),
-        Reason::TlsExpired => format!(
-            "The certificate of {realm} has expired (or is not yet valid). Renew the registry's certificate; also check the node's clock."
-        ),
-        Reason::TlsHandshake => format!(
-            "The TLS handshake with {realm} failed (protocol, cipher, or a client certificate is required). Check the registry's TLS settings and the hosts.toml `client` certificate."
-        ),
-        Reason::NotARegistry => format!(
-            "{registry} does not speak the registry API at /v2/ (a web page, captive portal or wrong port). Check the registry host name and port in the secret and the image."
-        ),
-        Reason::PlainHttp => format!(
-            "{realm} speaks plain HTTP, but HTTPS was used. If the registry really is plain HTTP, declare it in /etc/containerd/certs.d/{registry}/hosts.toml with `server = \"http://{registry}\"`."
-        ),
-        Reason::RegistryError => format!(
-            "{registry} answered with a server error. The registry is unhealthy; check its status page or logs. This is not a credential problem."
-        ),
-        Reason::TokenEndpoint => format!(
-            "The token service {realm} misbehaves (server error, unexpected status, or no token in its answer). Check the registry's auth service; this is not a credential problem."
-        ),
-        Reason::TokenRejected => format!(
-            "{registry} refused a token its own token service issued (clock skew, a service/realm mismatch, or a revoked key). Check the node's clock and the registry's token configuration."
-        ),
-        Reason::RateLimited => format!(
-            "{realm} is rate-limiting this node (429). Wait, reduce pulls, or authenticate with an account with a higher limit (Docker Hub), or use a mirror."
-        ),
-        Reason::ChallengeUnsupported => format!(
-            "{registry} asked for authentication in a way containerd does not support (no Basic or Bearer challenge, or no realm). Check the registry's auth configuration."
-        ),
-        Reason::ManifestUnsupported => "The manifest is schema1 or larger than 4 MiB, which containerd 2.x rejects. Rebuild and push the image with a current builder.".to_string(),
-        Reason::SecretInvalid => "The secret does not parse as kubelet reads it, so kubelet fails the pull before contacting any registry. Recreate it with `kubectl create secret docker-registry`.".to_string(),
-        Reason::NoMatchingCredential => format!(
-            "No key of the pull secrets matches this image, so kubelet pulls anonymously and {registry} refuses. Make the secret's registry key match the image host (and port) exactly."
-        ),
     }
 }
 
@@ -495,15 +363,5 @@ mod tests {
         assert_eq!(reason(&Failure::ChallengeStatus(429)), Reason::RateLimited);
         assert_eq!(reason(&Failure::ChallengeStatus(404)), Reason::NotARegistry);
         assert_eq!(reason(&Failure::HtmlPage), Reason::NotARegistry);
-    }
-
-    #[test]
-    fn every_reason_has_a_hint_naming_something_concrete() {
-        for r in Reason::ALL {
-            let h = hint(r, "registry.example.com", Some("auth.example.com"));
-            assert!(h.len() > 40, "{r}: {h}");
-        }
-        assert!(hint(Reason::Dns, "r.example", Some("auth.example")).contains("auth.example"));
-        assert!(hint(Reason::Unauthorized, "r.example", None).contains("kubectl create secret"));
     }
 }

@@ -29,9 +29,10 @@ use super::classify::{self, AuthScheme, Failure, Peer};
 use super::evidence;
 use super::exchange::{
     authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls,
-    tls_for, token_request, unix_now, v2_url, with_authorization,
+    tls_for, unix_now, v2_url, with_authorization,
 };
-use super::outcome::{Phase, ProbeResult};
+use super::failure::Failed;
+use super::outcome::{AuthMode, Note, Phase, ProbeResult};
 use super::token;
 use super::transport::{Response, Session, Transport, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -77,7 +78,7 @@ pub async fn probe_credential(env: &ProbeEnv, target: &CredentialTarget) -> Prob
     result
 }
 
-/// Fills `success`, `reason`, `class`, `detail`, `hint` and the duration from an outcome.
+/// Fills `success`, `reason`, `class`, `detail`, `failed` and the duration from an outcome.
 pub fn finish(
     result: &mut ProbeResult,
     outcome: Result<String, Failure>,
@@ -91,32 +92,66 @@ pub fn finish(
             result.detail = detail;
         }
         Err(failure) => {
-            let failure = match failure {
-                f @ Failure::TokenStatus { .. } | f @ Failure::VerifyStatus { .. }
-                    if classify::reason(&f) == super::Reason::Unauthorized =>
-                {
-                    match credential_expiry(target.credential.password.expose_secret()) {
-                        Some(t) if t < unix_now() as i64 => {
-                            Failure::CredentialExpired { expired_at: t }
-                        }
-                        _ => f,
-                    }
-                }
-                f => f,
-            };
+            let expiry = credential_expiry(target.credential.password.expose_secret());
+            let failure = classify::with_expiry(failure, expiry, crate::clock::unix_secs());
             let reason = classify::reason(&failure);
             result.success = false;
             result.reason = Some(reason);
             result.class = Some(reason.class());
-            let realm_host = realm_host(result);
             // Every piece of the detail is either evidence (already redacted) or the
             // transport's words, which may quote a URL a hostile peer chose: redact again.
             result.detail = evidence::redact(
                 &describe(&failure, result, target),
                 &[target.credential.password.expose_secret()],
             );
-            result.hint = classify::hint(reason, &target.registry, realm_host.as_deref());
+            result.failed = Some(failed_at(failure, result, target));
         }
+    }
+}
+
+/// Where a credential probe's failure happened: the step of the request that broke and the
+/// server that answered (or did not), from the failure's type and the exchanges recorded.
+fn failed_at(failure: Failure, result: &ProbeResult, target: &CredentialTarget) -> Failed {
+    let last = result.exchanges.len().checked_sub(1);
+    let last_phase = result.exchanges.last().and_then(|e| e.phase);
+    let step = match &failure {
+        Failure::SecretInvalid(_) => None,
+        Failure::Transport {
+            peer: Peer::Realm, ..
+        }
+        | Failure::TokenStatus { .. }
+        | Failure::TokenBody(_)
+        | Failure::CredentialMissing(AuthScheme::Bearer)
+        | Failure::CredentialNotForwarded {
+            peer: Peer::Realm, ..
+        } => Some(Phase::Token),
+        Failure::CredentialMissing(AuthScheme::Basic) => Some(Phase::Verify),
+        _ => Some(last_phase.unwrap_or(Phase::Challenge)),
+    };
+    // The server: the last exchange's (the realm for token steps), else the registry host.
+    let host = match step {
+        Some(Phase::Token) => result
+            .exchanges
+            .iter()
+            .rev()
+            .find(|e| e.phase == Some(Phase::Token))
+            .and_then(|e| Url::parse(&e.url).ok())
+            .map(|u| authority(&u)),
+        _ => result
+            .exchanges
+            .last()
+            .and_then(|e| Url::parse(&e.url).ok())
+            .map(|u| authority(&u)),
+    }
+    .unwrap_or_else(|| target.host.host.clone());
+    let credential_sent = matches!(step, Some(Phase::Verify) | Some(Phase::Token))
+        && !matches!(failure, Failure::CredentialMissing(_));
+    Failed {
+        failure,
+        step,
+        host,
+        credential_sent,
+        exchange: last,
     }
 }
 
@@ -147,10 +182,10 @@ async fn handshake(
                 && falls_back_to_http(&e, &host.host)
                 && !session.remaining().is_zero() =>
         {
-            result.notes.push(format!(
-                "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
-                host.host
-            ));
+            result.notes.push(Note::HttpFallback {
+                host: host.host.clone(),
+                error: e.clone(),
+            });
             base = v2_url(host, HostScheme::Http)?;
             result.endpoint = Some(base.to_string());
             match exchange(
@@ -190,19 +225,19 @@ async fn handshake(
         t.verified_by = result
             .notes
             .iter()
-            .find_map(|n| n.strip_prefix("TLS trust: "))
-            .unwrap_or_default()
-            .to_string();
+            .find_map(|n| match n {
+                Note::TlsTrust(source) => Some(source.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
     }
     let status = first.status.as_u16();
     if first.status.is_success() {
         if looks_like_html_portal(&first) {
             return Err(Failure::HtmlPage);
         }
-        result.auth_mode = Some("anonymous".into());
-        result.notes.push(
-            "the registry answers /v2/ without authentication; the credential was not needed at /v2/ (repositories may still require it)".into(),
-        );
+        result.auth_mode = Some(AuthMode::Anonymous);
+        result.notes.push(Note::OpenRegistry);
         return Ok(format!(
             "{} is open: GET /v2/ answered {} without credentials",
             target.registry, status
@@ -229,7 +264,7 @@ async fn handshake(
             if user.is_empty() || password.is_empty() {
                 return Err(Failure::CredentialMissing(AuthScheme::Basic));
             }
-            result.auth_mode = Some("basic".into());
+            result.auth_mode = Some(AuthMode::Basic);
             let auth = token::basic_header(user, password);
             let resp = verify(session, result, host, &base, tls.clone(), auth, &secrets).await?;
             if resp.status.is_success() {
@@ -248,13 +283,13 @@ async fn handshake(
             if user.is_empty() || password.is_empty() {
                 return Err(Failure::CredentialMissing(AuthScheme::Bearer));
             }
-            let treq = token_request(challenge, &[], user, password, &base, result)?;
-            result.auth_mode = Some("bearer".into());
+            let treq = token::token_request(challenge, &[], user, password, &base, result)?;
+            result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
             let mut tok =
                 token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result).await?;
             if let Some(e) = tok.expires_in {
-                result.notes.push(format!("token expires in {e}s"));
+                result.notes.push(Note::TokenExpiresIn(e));
             }
             // verify, with containerd's one retry on a challenge carrying `error=`
             // (the first such answer drops the cached token; the second is final).
@@ -317,7 +352,8 @@ async fn verify(
             error,
         })?;
     if let Some(how) = session.take_dropped_credential() {
-        result.notes.push(how.clone());
+        let how = evidence::redact(&how, secrets);
+        result.notes.push(Note::CredentialNotForwarded(how.clone()));
         if matches!(resp.status.as_u16(), 401 | 403) {
             return Err(Failure::CredentialNotForwarded {
                 peer: Peer::Registry,
@@ -345,16 +381,6 @@ pub fn looks_like_html_portal(resp: &Response) -> bool {
     let body_html = body.trim_start().starts_with('<')
         && (body.contains("<html") || body.contains("<!doctype"));
     ct_html || body_html
-}
-
-fn realm_host(result: &ProbeResult) -> Option<String> {
-    result
-        .exchanges
-        .iter()
-        .rev()
-        .find(|e| e.phase == Some(Phase::Token))
-        .and_then(|e| Url::parse(&e.url).ok())
-        .and_then(|u| u.host_str().map(str::to_owned))
 }
 
 /// Human account of a failure, from the failure and the recorded exchanges. Holds no secret:
@@ -462,6 +488,9 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
             last.map(server_said).unwrap_or_default()
         ),
         Failure::ManifestUnsupported(why) => format!("the manifest is unsupported: {why}"),
+        Failure::NoResolveHosts => {
+            "no host is configured to resolve this image (hosts.toml capabilities)".into()
+        }
         Failure::CredentialExpired { expired_at } => format!(
             "the registry rejected user {user}, and the credential's own expiry passed at {}",
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs((*expired_at).max(0) as u64))

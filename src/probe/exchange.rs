@@ -5,7 +5,7 @@
 use http::header::AUTHORIZATION;
 use http::Method;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 use url::Url;
 
 use super::challenge::{parse_challenges, Challenge};
@@ -13,7 +13,6 @@ use super::classify::{Failure, Peer};
 use super::evidence;
 use super::outcome::{Phase, ProbeResult};
 use super::tls::{client_config, NodeRoots};
-use super::token::TokenRequest;
 use super::transport::{Request, Response, Session, TlsFailure, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
 use std::collections::HashMap;
@@ -77,7 +76,9 @@ pub fn tls_for(
         HostScheme::Http => Ok(None),
         HostScheme::Https => match tls.get(host) {
             Ok((cfg, source)) => {
-                result.notes.push(format!("TLS trust: {source}"));
+                result
+                    .notes
+                    .push(super::outcome::Note::TlsTrust(source.to_string()));
                 Ok(Some(cfg))
             }
             Err(e) => Err(Failure::Transport {
@@ -254,69 +255,12 @@ pub fn challenge_error(resp: &Response) -> Option<String> {
         .find_map(|c| c.param("error").map(str::to_owned))
 }
 
-/// The token request for a Bearer `challenge`: its realm (which must be an absolute http(s)
-/// URL, else [`Failure::BadRealm`], containerd's "no realm specified"), its `service`, and the
-/// scopes: the challenge's `scope` split on single spaces plus `extra_scopes`, sorted and
-/// de-duplicated as containerd's `GetTokenScopes`. A plain-HTTP realm for an HTTPS registry is
-/// noted on `result` and sets [`ProbeResult::insecure_realm`] (the password would travel
-/// unencrypted).
-pub fn token_request<'a>(
-    challenge: &Challenge,
-    extra_scopes: &[String],
-    username: &'a str,
-    secret: &'a str,
-    registry_url: &Url,
-    result: &mut ProbeResult,
-) -> Result<TokenRequest<'a>, Failure> {
-    let realm = challenge.param("realm").unwrap_or_default();
-    if realm.is_empty() {
-        return Err(Failure::BadRealm("the challenge names no realm".into()));
-    }
-    let realm_url = match Url::parse(realm) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            return Err(Failure::BadRealm(format!(
-                "realm {:?} is not an http(s) URL",
-                evidence::excerpt(realm.as_bytes())
-            )))
-        }
-    };
-    if realm_url.scheme() == "http" && registry_url.scheme() == "https" {
-        result.insecure_realm = true;
-        result.notes.push(format!(
-            "the token realm {realm_url} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
-        ));
-    }
-    let mut scopes: Vec<String> = challenge
-        .param("scope")
-        .map(|s| s.split(' ').map(str::to_owned).collect())
-        .unwrap_or_default();
-    if !extra_scopes.is_empty() {
-        scopes.extend(extra_scopes.iter().cloned());
-        scopes.sort();
-        scopes.dedup();
-    }
-    Ok(TokenRequest {
-        realm: realm_url,
-        service: challenge.param("service").unwrap_or_default().to_string(),
-        scopes,
-        username,
-        secret,
-    })
-}
-
 /// Parses the challenges of a 401.
 pub fn challenges(resp: &Response) -> Vec<Challenge> {
     parse_challenges(resp.header_values("www-authenticate"))
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

@@ -15,13 +15,15 @@ pub mod classify;
 pub mod credential;
 pub mod evidence;
 pub mod exchange;
+pub mod failure;
 pub mod outcome;
 pub mod pull;
 pub mod tls;
 pub mod token;
 pub mod transport;
+pub mod vocab;
 
 pub use outcome::{
-    Class, Exchange, HostVerdict, KeyRef, NetworkStep, Phase, ProbeResult, RateLimit, Reason,
-    TlsInfo,
+    AuthMode, Class, Exchange, HostVerdict, KeyRef, NetworkStep, Note, Phase, ProbeResult,
+    RateLimit, Reason, TlsInfo,
 };

@@ -1,251 +1,113 @@
-//! The closed vocabulary of a probe's result: [`Phase`], [`Reason`], [`Class`], and the
-//! [`ProbeResult`] every prober returns.
-//!
-//! This module owns the *names* (they are the metrics and JSON contract of
-//! `shared/spec/metrics.md`, section "Reasons and classes"); it does not decide which reason a
-//! failure gets. That decision lives in one place, [`crate::probe::classify`].
+//! The [`ProbeResult`] every prober returns: typed facts (the failure and where it happened,
+//! notes, the auth mode, per-host verdicts) and the evidence of each exchange. `report` renders
+//! it; nothing here is advice.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A timed step of a probe. Values are the `phase` label of
-/// `regprobe_phase_duration_seconds` and the keys of the JSON `phases` object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+use super::failure::{Failed, TlsFailure, TransportError};
+pub use super::vocab::{Class, Phase, Reason};
+
+/// How the registry let the probe in: the JSON `auth_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// DNS resolution of the registry (or realm) host name.
-    Resolve,
-    /// TCP connect (and proxy `CONNECT`, when a proxy is used).
-    Connect,
-    /// TLS handshake.
-    Tls,
-    /// The anonymous `GET /v2/` that yields the `WWW-Authenticate` challenge.
-    Challenge,
-    /// The bearer token request to the realm (POST and, on fallback, GET).
-    Token,
-    /// The authenticated `GET /v2/` (Basic or Bearer).
-    Verify,
-    /// The manifest `HEAD` of an image probe.
-    Manifest,
+pub enum AuthMode {
+    /// No authentication was asked.
+    Anonymous,
+    /// HTTP Basic with the credential.
+    Basic,
+    /// A bearer token issued for the credential.
+    Bearer,
+    /// A bearer token issued anonymously (no credential to send).
+    BearerAnonymous,
 }
 
-impl Phase {
-    /// Every phase, in the order a probe runs them.
-    pub const ALL: [Phase; 7] = [
-        Phase::Resolve,
-        Phase::Connect,
-        Phase::Tls,
-        Phase::Challenge,
-        Phase::Token,
-        Phase::Verify,
-        Phase::Manifest,
-    ];
-
-    /// The label value, e.g. `"resolve"`.
+impl AuthMode {
+    /// The JSON value, e.g. `"bearer_anonymous"`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Resolve => "resolve",
-            Phase::Connect => "connect",
-            Phase::Tls => "tls",
-            Phase::Challenge => "challenge",
-            Phase::Token => "token",
-            Phase::Verify => "verify",
-            Phase::Manifest => "manifest",
+            AuthMode::Anonymous => "anonymous",
+            AuthMode::Basic => "basic",
+            AuthMode::Bearer => "bearer",
+            AuthMode::BearerAnonymous => "bearer_anonymous",
         }
     }
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for AuthMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// Who has to act: the `class` label. See `metrics.md`, "Reasons and classes".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    /// The credential itself is wrong, expired or missing: fix the secret.
-    Credential,
-    /// The credential works but may not pull this repository, or the content is missing.
-    Permission,
-    /// The node cannot reach the registry or its token service (DNS, TCP, proxy, TLS).
-    Network,
-    /// The registry or its token service misbehaves (5xx, rate limit, not a registry).
-    Registry,
-    /// The input is unusable: a malformed secret, or no key matches an image.
-    Config,
+/// A fact about a probe that is not its verdict. Serialised (JSON `notes`) as its sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Which trust anchors the TLS configuration of a host uses (`node bundle`, CA files,
+    /// `skip_verify`).
+    TlsTrust(String),
+    /// HTTPS to `host` failed with `error`, and the request was retried over plain HTTP as
+    /// containerd's HTTP fallback does (`docker/resolver.go` `HTTPFallback`).
+    HttpFallback {
+        /// The host.
+        host: String,
+        /// The HTTPS attempt's error.
+        error: TransportError,
+    },
+    /// `/v2/` answered without asking for authentication.
+    OpenRegistry,
+    /// The token service gave the token this lifetime, seconds.
+    TokenExpiresIn(i64),
+    /// A redirect took a request where its credential may not follow, so it was not sent:
+    /// the transport's account, redacted.
+    CredentialNotForwarded(String),
+    /// The HTTPS registry's token realm (this URL) is plain HTTP: the password travels
+    /// unencrypted.
+    InsecureRealm(String),
 }
 
-impl Class {
-    /// The label value, e.g. `"credential"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Credential => "credential",
-            Class::Permission => "permission",
-            Class::Network => "network",
-            Class::Registry => "registry",
-            Class::Config => "config",
-        }
-    }
-}
-
-impl fmt::Display for Class {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a probe failed: the closed set of `metrics.md`. Each reason belongs to exactly one
-/// [`Class`] ([`Reason::class`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    // credential
-    /// The registry or its token service rejected the credential (401 on the final token
-    /// request, or Basic answered 401 again).
-    Unauthorized,
-    /// The token service answered 403 to the credential.
-    TokenForbidden,
-    /// The registry demands authentication and the entry has no usable username/password.
-    CredentialMissing,
-    /// The credential's expiry is known and has passed.
-    CredentialExpired,
-    // permission
-    /// Credential accepted, pull refused (401 `insufficient_scope`, 403 `DENIED`).
-    PullDenied,
-    /// 404 on the manifest: repository or tag missing.
-    NotFound,
-    // network
-    /// The host name did not resolve (NXDOMAIN, no records, SERVFAIL, resolver timeout).
-    Dns,
-    /// TCP connection refused.
-    ConnectRefused,
-    /// TCP connect did not complete in time.
-    ConnectTimeout,
-    /// No route to host / network unreachable.
-    Unreachable,
-    /// Connected, but the peer did not answer within the budget (or closed mid-response).
-    Timeout,
-    /// The HTTPS proxy refused or failed the `CONNECT`.
-    Proxy,
-    /// The certificate chain does not lead to a trusted CA.
-    TlsUntrusted,
-    /// The certificate is not valid for the host name.
-    TlsHostnameMismatch,
-    /// The certificate has expired or is not yet valid.
-    TlsExpired,
-    /// Any other TLS failure (alert, protocol version, client certificate required).
-    TlsHandshake,
-    // registry
-    /// `/v2/` answered neither 200 nor 401, or 200 with an HTML page: not a registry.
-    NotARegistry,
-    /// HTTPS expected, the server answered in plain HTTP.
-    PlainHttp,
-    /// 5xx or another unexpected status from the registry.
-    RegistryError,
-    /// The token service answered 5xx or an unexpected status, non-JSON, or no token.
-    TokenEndpoint,
-    /// The registry refused a token its own realm issued (`invalid_token` twice).
-    TokenRejected,
-    /// 429 from the registry or the token service.
-    RateLimited,
-    /// 401 without a Basic or Bearer challenge, or Bearer without a usable realm.
-    ChallengeUnsupported,
-    /// The manifest is schema1 or larger than 4 MiB.
-    ManifestUnsupported,
-    // config
-    /// The secret file does not parse (JSON, `auths`, `auth` base64 or `:`).
-    SecretInvalid,
-    /// An image probe found no key that kubelet would match, and anonymous access was refused.
-    NoMatchingCredential,
-}
-
-impl Reason {
-    /// Every reason, in contract order.
-    pub const ALL: [Reason; 26] = [
-        Reason::Unauthorized,
-        Reason::TokenForbidden,
-        Reason::CredentialMissing,
-        Reason::CredentialExpired,
-        Reason::PullDenied,
-        Reason::NotFound,
-        Reason::Dns,
-        Reason::ConnectRefused,
-        Reason::ConnectTimeout,
-        Reason::Unreachable,
-        Reason::Timeout,
-        Reason::Proxy,
-        Reason::TlsUntrusted,
-        Reason::TlsHostnameMismatch,
-        Reason::TlsExpired,
-        Reason::TlsHandshake,
-        Reason::NotARegistry,
-        Reason::PlainHttp,
-        Reason::RegistryError,
-        Reason::TokenEndpoint,
-        Reason::TokenRejected,
-        Reason::RateLimited,
-        Reason::ChallengeUnsupported,
-        Reason::ManifestUnsupported,
-        Reason::SecretInvalid,
-        Reason::NoMatchingCredential,
-    ];
-
-    /// The class this reason belongs to (`metrics.md` table).
-    pub fn class(self) -> Class {
-        use Reason::*;
-        match self {
-            Unauthorized | TokenForbidden | CredentialMissing | CredentialExpired => {
-                Class::Credential
+impl Note {
+    /// For [`Note::HttpFallback`]: whether the server answered the TLS handshake in plain
+    /// HTTP (rather than failing or timing out).
+    pub fn is_plain_http_reply(&self) -> bool {
+        matches!(
+            self,
+            Note::HttpFallback {
+                error: TransportError::Tls {
+                    kind: TlsFailure::PlainHttp,
+                    ..
+                },
+                ..
             }
-            PullDenied | NotFound => Class::Permission,
-            Dns | ConnectRefused | ConnectTimeout | Unreachable | Timeout | Proxy
-            | TlsUntrusted | TlsHostnameMismatch | TlsExpired | TlsHandshake => Class::Network,
-            NotARegistry | PlainHttp | RegistryError | TokenEndpoint | TokenRejected
-            | RateLimited | ChallengeUnsupported | ManifestUnsupported => Class::Registry,
-            SecretInvalid | NoMatchingCredential => Class::Config,
-        }
+        )
     }
+}
 
-    /// The label value, e.g. `"tls_untrusted"`.
-    pub fn as_str(self) -> &'static str {
-        use Reason::*;
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unauthorized => "unauthorized",
-            TokenForbidden => "token_forbidden",
-            CredentialMissing => "credential_missing",
-            CredentialExpired => "credential_expired",
-            PullDenied => "pull_denied",
-            NotFound => "not_found",
-            Dns => "dns",
-            ConnectRefused => "connect_refused",
-            ConnectTimeout => "connect_timeout",
-            Unreachable => "unreachable",
-            Timeout => "timeout",
-            Proxy => "proxy",
-            TlsUntrusted => "tls_untrusted",
-            TlsHostnameMismatch => "tls_hostname_mismatch",
-            TlsExpired => "tls_expired",
-            TlsHandshake => "tls_handshake",
-            NotARegistry => "not_a_registry",
-            PlainHttp => "plain_http",
-            RegistryError => "registry_error",
-            TokenEndpoint => "token_endpoint",
-            TokenRejected => "token_rejected",
-            RateLimited => "rate_limited",
-            ChallengeUnsupported => "challenge_unsupported",
-            ManifestUnsupported => "manifest_unsupported",
-            SecretInvalid => "secret_invalid",
-            NoMatchingCredential => "no_matching_credential",
+            Note::TlsTrust(source) => write!(f, "TLS trust: {source}"),
+            Note::HttpFallback { host, error } => write!(
+                f,
+                "HTTPS to {host} failed ({error}); retried over plain HTTP as containerd's HTTP fallback does"
+            ),
+            Note::OpenRegistry => f.write_str(
+                "the registry answers /v2/ without authentication; the credential was not needed at /v2/ (repositories may still require it)",
+            ),
+            Note::TokenExpiresIn(s) => write!(f, "token expires in {s}s"),
+            Note::CredentialNotForwarded(how) => f.write_str(how),
+            Note::InsecureRealm(realm) => write!(
+                f,
+                "the token realm {realm} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
+            ),
         }
     }
 }
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl Serialize for Note {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -354,6 +216,9 @@ pub struct HostVerdict {
     pub reason: Option<Reason>,
     /// What happened there.
     pub detail: String,
+    /// The failure there, with its step and server (not serialised).
+    #[serde(skip)]
+    pub failed: Option<Failed>,
 }
 
 /// Docker Hub's pull allowance, from `ratelimit-limit` / `ratelimit-remaining`.
@@ -385,8 +250,6 @@ pub struct ProbeResult {
     pub class: Option<Class>,
     /// What happened, in an SRE's words. Never contains a secret.
     pub detail: String,
-    /// What to do about it.
-    pub hint: String,
     /// Seconds spent in each phase that ran (summed when a phase ran more than once).
     pub phases: BTreeMap<Phase, f64>,
     /// Wall time of the whole probe, seconds.
@@ -398,7 +261,7 @@ pub struct ProbeResult {
     pub endpoint: Option<String>,
     /// How the registry let us in: `anonymous`, `basic`, `bearer`, `bearer_anonymous`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth_mode: Option<String>,
+    pub auth_mode: Option<AuthMode>,
     /// The user name the probe authenticated as (user names are not secrets).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -412,7 +275,7 @@ pub struct ProbeResult {
     pub tls: Option<TlsInfo>,
     /// Notes that are not failures (open registry, realm over plain HTTP, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// Image probes: every key that matched the image, in kubelet's order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched_keys: Vec<KeyRef>,
@@ -436,6 +299,10 @@ pub struct ProbeResult {
     /// the outcome; the metric `regprobe_insecure_token_realm`. Serialised only when `true`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure_realm: bool,
+    /// The failure with its step and server, on failure (not serialised: `reason`, `class`
+    /// and `detail` are its JSON form).
+    #[serde(skip)]
+    pub failed: Option<Failed>,
 }
 
 impl ProbeResult {
@@ -449,7 +316,6 @@ impl ProbeResult {
             reason: None,
             class: None,
             detail: String::new(),
-            hint: String::new(),
             phases: BTreeMap::new(),
             duration_seconds: 0.0,
             timestamp: 0.0,
@@ -467,6 +333,7 @@ impl ProbeResult {
             retry_after_seconds: None,
             ratelimit: None,
             insecure_realm: false,
+            failed: None,
         }
     }
 
@@ -474,34 +341,5 @@ impl ProbeResult {
     /// then the realm, accumulates).
     pub fn add_phase(&mut self, phase: Phase, seconds: f64) {
         *self.phases.entry(phase).or_insert(0.0) += seconds;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_reason_has_a_distinct_label_and_a_class() {
-        let mut seen = std::collections::BTreeSet::new();
-        for r in Reason::ALL {
-            assert!(seen.insert(r.as_str()), "duplicate label {r}");
-            let json = serde_json::to_string(&r).unwrap();
-            assert_eq!(json, format!("\"{}\"", r.as_str()));
-        }
-        assert_eq!(seen.len(), 26);
-    }
-
-    #[test]
-    fn classes_follow_the_contract() {
-        assert_eq!(Reason::Unauthorized.class(), Class::Credential);
-        assert_eq!(Reason::TokenForbidden.class(), Class::Credential);
-        assert_eq!(Reason::PullDenied.class(), Class::Permission);
-        assert_eq!(Reason::TlsExpired.class(), Class::Network);
-        assert_eq!(Reason::Proxy.class(), Class::Network);
-        assert_eq!(Reason::PlainHttp.class(), Class::Registry);
-        assert_eq!(Reason::TokenEndpoint.class(), Class::Registry);
-        assert_eq!(Reason::SecretInvalid.class(), Class::Config);
-        assert_eq!(Reason::NoMatchingCredential.class(), Class::Config);
     }
 }

@@ -34,9 +34,10 @@ use super::classify::{self, AuthScheme, Failure, Peer};
 use super::credential::ProbeEnv;
 use super::exchange::{
     challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls, tls_for,
-    token_request, unix_now, with_authorization,
+    unix_now, with_authorization,
 };
-use super::outcome::{HostVerdict, KeyRef, Phase, ProbeResult, RateLimit, Reason};
+use super::failure::Failed;
+use super::outcome::{AuthMode, HostVerdict, KeyRef, Note, Phase, ProbeResult, RateLimit};
 use super::token;
 use super::transport::{Response, Session};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -146,13 +147,19 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         .iter()
         .filter(|h| h.capabilities.pull && (target.is_digest || h.capabilities.resolve))
         .collect();
-    let mut best: Option<(u8, Failure, String)> = None;
+    let mut best: Option<(u8, Failed, String)> = None;
     let mut success = None;
     for (i, host) in hosts.iter().enumerate() {
         let last_host = i + 1 == hosts.len();
         let mut host_result = ProbeResult::new("", None);
         let outcome =
             resolve_on_host(env, target, host, last_host, &mut session, &mut host_result).await;
+        let host_steps: Vec<(Option<Phase>, String)> = host_result
+            .exchanges
+            .iter()
+            .map(|e| (e.phase, e.url.clone()))
+            .collect();
+        let first_index = result.exchanges.len();
         // Merge what this host recorded.
         for (p, s) in &host_result.phases {
             result.add_phase(*p, *s);
@@ -176,32 +183,35 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                     success: true,
                     reason: None,
                     detail: format!("resolved to {digest}"),
+                    failed: None,
                 });
                 result.auth_mode = host_result.auth_mode.take();
                 success = Some((digest, host.host.clone()));
                 break;
             }
             Err((priority, failure)) => {
-                let reason = attempt_reason(&failure, target);
+                let reason = classify::attempt_reason(&failure, target.credential.is_some());
                 // The transport's words may quote a URL a hostile peer chose: redact them too.
                 let (_, password) = containerd_credentials(target.credential.as_ref());
                 let detail = super::evidence::redact(
                     &describe(&failure, &host_result_last(&result), target, &host.host),
                     &[password.as_str()],
                 );
+                let failed = failed_on_host(failure, &host_steps, first_index, host, target);
                 result.hosts.push(HostVerdict {
                     host: url,
                     mirror: host.is_mirror,
                     success: false,
                     reason: Some(reason),
                     detail: detail.clone(),
+                    failed: Some(failed.clone()),
                 });
                 if result.auth_mode.is_none() {
                     result.auth_mode = host_result.auth_mode.take();
                 }
                 // containerd keeps the first error of the highest priority.
                 if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
-                    best = Some((priority, failure, detail));
+                    best = Some((priority, failed, detail));
                 }
             }
         }
@@ -213,20 +223,28 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             result.digest = Some(digest.clone());
             result.detail = format!("{} resolves to {digest} on {host}", target.image);
         }
-        (None, Some((_, failure, detail))) => {
-            let reason = attempt_reason(&failure, target);
+        (None, Some((_, failed, detail))) => {
+            let reason = classify::attempt_reason(&failed.failure, target.credential.is_some());
             result.reason = Some(reason);
             result.class = Some(reason.class());
             result.detail = detail;
-            result.hint = classify::hint(reason, &target.namespace, None);
+            result.failed = Some(failed);
         }
         (None, None) => {
             // containerd: "no resolve hosts: not found" / "<ref>: not found".
-            result.reason = Some(Reason::NotFound);
-            result.class = Some(Reason::NotFound.class());
+            let failure = Failure::NoResolveHosts;
+            let reason = classify::attempt_reason(&failure, target.credential.is_some());
+            result.reason = Some(reason);
+            result.class = Some(reason.class());
             result.detail =
                 "no host is configured to resolve this image (hosts.toml capabilities)".into();
-            result.hint = classify::hint(Reason::NotFound, &target.namespace, None);
+            result.failed = Some(Failed {
+                failure,
+                step: None,
+                host: String::new(),
+                credential_sent: false,
+                exchange: None,
+            });
         }
     }
     result
@@ -236,24 +254,49 @@ fn host_result_last(result: &ProbeResult) -> Option<super::Exchange> {
     result.exchanges.last().cloned()
 }
 
-/// The reason of an attempt's failure. An anonymous attempt because no key matched, refused
-/// for lack of credentials, is `no_matching_credential` (contract): the fix is the secret's
-/// key, not the registry.
-fn attempt_reason(f: &Failure, target: &PullTarget) -> Reason {
-    let r = classify::reason(f);
-    let unmatched = target.credential.is_none();
-    if unmatched
-        && matches!(
-            r,
-            Reason::Unauthorized
-                | Reason::CredentialMissing
-                | Reason::PullDenied
-                | Reason::TokenForbidden
-        )
-    {
-        return Reason::NoMatchingCredential;
+/// Where an attempt broke on one host: the step of the failing request (the token request
+/// for a token failure, the manifest request otherwise), the host, and the index of the host's
+/// last exchange in the merged result (`first_index` is where the host's exchanges start).
+fn failed_on_host(
+    failure: Failure,
+    host_steps: &[(Option<Phase>, String)],
+    first_index: usize,
+    host: &RegistryHost,
+    target: &PullTarget,
+) -> Failed {
+    let token = matches!(
+        failure,
+        Failure::TokenStatus { .. }
+            | Failure::TokenBody(_)
+            | Failure::Transport {
+                peer: Peer::Realm,
+                ..
+            }
+            | Failure::CredentialNotForwarded {
+                peer: Peer::Realm,
+                ..
+            }
+    );
+    let step = if token { Phase::Token } else { Phase::Manifest };
+    let (user, _) = containerd_credentials(target.credential.as_ref());
+    let at = host_steps
+        .iter()
+        .rposition(|(p, _)| *p == Some(step))
+        .or_else(|| host_steps.len().checked_sub(1));
+    // A token failure is the realm's: its host is the token request's.
+    let server = match (step, at) {
+        (Phase::Token, Some(i)) => Url::parse(&host_steps[i].1)
+            .ok()
+            .map(|u| super::exchange::authority(&u)),
+        _ => None,
+    };
+    Failed {
+        credential_sent: !user.is_empty() && !matches!(failure, Failure::CredentialMissing(_)),
+        failure,
+        step: Some(step),
+        host: server.unwrap_or_else(|| host.host.clone()),
+        exchange: at.map(|i| first_index + i),
     }
-    r
 }
 
 /// R2–R7 on one host. `Ok(digest)` on success; `Err((priority, failure))` otherwise.
@@ -305,10 +348,10 @@ async fn resolve_on_host(
                     && falls_back_to_http(&e, &host.host)
                     && !session.remaining().is_zero() =>
             {
-                result.notes.push(format!(
-                    "HTTPS to {} failed ({e}); retried over plain HTTP as containerd's HTTP fallback does",
-                    host.host
-                ));
+                result.notes.push(Note::HttpFallback {
+                    host: host.host.clone(),
+                    error: e.clone(),
+                });
                 scheme = HostScheme::Http;
                 let url = manifest_url(host, scheme, target)?;
                 let mut retry = req;
@@ -355,7 +398,7 @@ async fn resolve_on_host(
                     }
                     auth.last_401 = Some(request_id);
                     if auth.handler.is_none() {
-                        let treq = token_request(
+                        let treq = token::token_request(
                             ch,
                             std::slice::from_ref(&scope),
                             &user,
@@ -365,9 +408,9 @@ async fn resolve_on_host(
                         )
                         .map_err(|f| (1u8, f))?;
                         result.auth_mode = Some(if secret.is_empty() {
-                            "bearer_anonymous".into()
+                            AuthMode::BearerAnonymous
                         } else {
-                            "bearer".into()
+                            AuthMode::Bearer
                         });
                         let tok = token::fetch(
                             session,
@@ -394,7 +437,7 @@ async fn resolve_on_host(
                         // "authorization failed: no basic auth credentials".
                         return Err((1, Failure::CredentialMissing(AuthScheme::Basic)));
                     }
-                    result.auth_mode = Some("basic".into());
+                    result.auth_mode = Some(AuthMode::Basic);
                     auth.handler = Some((token::basic_header(&user, &secret), AuthScheme::Basic));
                     auth.last_401 = Some(request_id);
                 } else {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use url::Url;
 
+use super::challenge::Challenge;
 use super::classify::{Failure, Peer};
 use super::evidence;
 use super::outcome::{Phase, ProbeResult};
@@ -297,7 +298,11 @@ async fn send(
             super::exchange::note_retry_after(result, &resp);
             let dropped = session.take_dropped_credential();
             if let Some(how) = &dropped {
-                result.notes.push(evidence::redact(how, secrets));
+                result
+                    .notes
+                    .push(super::outcome::Note::CredentialNotForwarded(
+                        evidence::redact(how, secrets),
+                    ));
             }
             Ok((resp, dropped))
         }
@@ -341,6 +346,57 @@ pub fn bearer_header(token: &SecretString) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok()?;
     v.set_sensitive(true);
     Some(v)
+}
+
+/// The token request for a Bearer `challenge`: its realm (which must be an absolute http(s)
+/// URL, else [`Failure::BadRealm`], containerd's "no realm specified"), its `service`, and the
+/// scopes: the challenge's `scope` split on single spaces plus `extra_scopes`, sorted and
+/// de-duplicated as containerd's `GetTokenScopes`. A plain-HTTP realm for an HTTPS registry is
+/// noted on `result` and sets [`ProbeResult::insecure_realm`] (the password would travel
+/// unencrypted).
+pub fn token_request<'a>(
+    challenge: &Challenge,
+    extra_scopes: &[String],
+    username: &'a str,
+    secret: &'a str,
+    registry_url: &Url,
+    result: &mut ProbeResult,
+) -> Result<TokenRequest<'a>, Failure> {
+    let realm = challenge.param("realm").unwrap_or_default();
+    if realm.is_empty() {
+        return Err(Failure::BadRealm("the challenge names no realm".into()));
+    }
+    let realm_url = match Url::parse(realm) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => {
+            return Err(Failure::BadRealm(format!(
+                "realm {:?} is not an http(s) URL",
+                evidence::excerpt(realm.as_bytes())
+            )))
+        }
+    };
+    if realm_url.scheme() == "http" && registry_url.scheme() == "https" {
+        result.insecure_realm = true;
+        result
+            .notes
+            .push(super::outcome::Note::InsecureRealm(realm_url.to_string()));
+    }
+    let mut scopes: Vec<String> = challenge
+        .param("scope")
+        .map(|s| s.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !extra_scopes.is_empty() {
+        scopes.extend(extra_scopes.iter().cloned());
+        scopes.sort();
+        scopes.dedup();
+    }
+    Ok(TokenRequest {
+        realm: realm_url,
+        service: challenge.param("service").unwrap_or_default().to_string(),
+        scopes,
+        username,
+        secret,
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Nothing here ever sees a credential: reports are built from [`crate::probe::ProbeResult`]s
 //! only, whose fields hold no secret by construction.
 
+pub mod advice;
 pub mod diagnosis;
 pub mod metrics;
 pub mod status;

@@ -368,7 +368,6 @@ impl Store {
 /// at 1,000 credentials is most of a megabyte.
 fn shrink(result: &mut ProbeResult) {
     result.detail.shrink_to_fit();
-    result.hint.shrink_to_fit();
     result.exchanges.shrink_to_fit();
     result.network.shrink_to_fit();
     result.notes.shrink_to_fit();

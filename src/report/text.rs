@@ -237,7 +237,7 @@ fn render_notes(r: &ProbeResult, style: Style, out: &mut String) {
     for n in r
         .notes
         .iter()
-        .filter(|n| style.verbose || (n.contains("unencrypted") && !n.starts_with("TLS trust:")))
+        .filter(|n| style.verbose || matches!(n, crate::probe::Note::InsecureRealm(_)))
     {
         let _ = writeln!(out, "    {} {n}", paint(style, DIM, "note:"));
     }
@@ -338,6 +338,7 @@ pub fn probes_summary(results: &[ProbeResult]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::failure::{Failed, Failure};
     use crate::probe::{Class, Exchange, Reason};
     use crate::report::diagnosis::{diagnose_credential, Context};
 
@@ -346,10 +347,9 @@ mod tests {
         r.reason = Some(Reason::Unauthorized);
         r.class = Some(Class::Credential);
         r.username = Some("ci-bot".into());
-        r.auth_mode = Some("bearer".into());
+        r.auth_mode = Some(crate::probe::AuthMode::Bearer);
         r.endpoint = Some("https://registry.test:5000/v2/".into());
         r.detail = "the token service rejected user `ci-bot` with 401".into();
-        r.hint = "recreate the secret".into();
         r.add_phase(Phase::Resolve, 0.001);
         r.add_phase(Phase::Token, 0.040);
         r.exchanges.push(Exchange {
@@ -371,6 +371,16 @@ mod tests {
             error_code: Some("UNAUTHORIZED".into()),
             error_message: Some("authentication required".into()),
             response_headers: vec![],
+        });
+        r.failed = Some(Failed {
+            failure: Failure::TokenStatus {
+                status: 401,
+                with_credential: true,
+            },
+            step: Some(Phase::Token),
+            host: "auth.test".into(),
+            credential_sent: true,
+            exchange: Some(1),
         });
         r
     }

@@ -12,13 +12,11 @@
 //! port (`host:443` → `host`), rewrites IPv4 shorthands (`127.1` → `127.0.0.1`), punycodes
 //! Unicode hosts and decodes `%41` in a host (Go rejects it); it also keeps the path
 //! percent-encoded where Go decodes it. kubelet's keys are matched case-sensitively, by port string
-//! and by path prefix, so each of those changes would make regprobe disagree with kubelet. This
-//! module is therefore a small, exact transcription of the parts of Go's `net/url.Parse` that
-//! matter (`parse`, `parseAuthority`, `parseHost`, `unescape`, `shouldEscape`, `validUserinfo`,
-//! `validOptionalPort`, `setPath`, `setFragment`), for URLs that start with `https://`/`http://`.
+//! and by path prefix, so each of those changes would make regprobe disagree with kubelet. The
+//! parsing is therefore the crate's port of Go's `net/url.Parse`, `crate::golang::parse_url`.
 
+use crate::golang::{self, UrlError};
 use std::borrow::Cow;
-use std::net::Ipv6Addr;
 
 /// A key after kubelet's normalisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +25,8 @@ pub struct NormalizedKey {
     pub key: String,
     /// The `registry` metrics label: `key` with Docker Hub's host spellings made `docker.io`.
     pub registry: String,
-    /// The host part has a glob character (`*`, `?`, `[`; the brackets of an IPv6 literal do
-    /// not count).
+    /// The host part has a glob `*`. (A `?` ends Go's host, and Go refuses a `[` other than
+    /// the one opening an IPv6 literal, so `*` is the only glob character a key's host can hold.)
     pub wildcard: bool,
 }
 
@@ -57,10 +55,35 @@ pub enum KeyError {
     /// The bracketed host is not an IPv6 address (Go ≥ 1.24.8 / 1.25.2 refuse it).
     #[error("bracketed host is not an IPv6 address")]
     NotIpv6,
+    /// A `[` after the start of the host, e.g. a glob class `reg[0-9].example.com`: Go refuses it
+    /// since 1.24.8 / 1.25.2 (as `invalid IP-literal` since the CVE-2026-25679 fix); before, it
+    /// was an ordinary host character. See `crate::golang`.
+    #[error("'[' inside the host (only an IPv6 address may be bracketed, as the whole host)")]
+    BracketInHost,
     /// The host or path %-decodes to bytes that are not UTF-8 (Go would accept them; regprobe
     /// cannot represent such a key).
     #[error("host or path decodes to bytes that are not UTF-8")]
     NotUtf8,
+}
+
+impl From<UrlError> for KeyError {
+    fn from(e: UrlError) -> KeyError {
+        match e {
+            UrlError::ControlCharacter => KeyError::ControlCharacter,
+            UrlError::MissingBracket => KeyError::MissingBracket,
+            UrlError::InvalidPort(_) => KeyError::InvalidPort,
+            UrlError::InvalidHostCharacter(_) => KeyError::InvalidHostCharacter,
+            UrlError::InvalidEscape(_) => KeyError::InvalidEscape,
+            UrlError::InvalidUserinfo => KeyError::InvalidUserinfo,
+            UrlError::InvalidHost(_) | UrlError::Ipv4Literal => KeyError::NotIpv6,
+            UrlError::BracketNotAtStart => KeyError::BracketInHost,
+            UrlError::NotUtf8 => KeyError::NotUtf8,
+            // The value always starts with `https://` or `http://`.
+            UrlError::MissingScheme | UrlError::ColonInFirstSegment => {
+                unreachable!("a URL with a scheme: {e}")
+            }
+        }
+    }
 }
 
 /// kubelet's keyring key, the `registry` label and the wildcard flag for an `auths` key.
@@ -77,20 +100,20 @@ pub fn normalize_key(raw: &str) -> Result<NormalizedKey, KeyError> {
     } else {
         Cow::Owned(format!("https://{raw}"))
     };
-    let (host, path) = go_parse_host_path(&value)?;
-    let effective = if path.starts_with(b"/v2/") || path.starts_with(b"/v1/") {
+    let url = golang::parse_url(&value)?;
+    let path = url.path.as_str();
+    let effective = if path.starts_with("/v2/") || path.starts_with("/v1/") {
         &path[3..]
     } else {
-        &path[..]
+        path
     };
-    let mut key_bytes = host.clone();
-    if !effective.is_empty() && effective != b"/" {
-        key_bytes.extend_from_slice(effective);
+    let mut key = url.host.clone();
+    if !effective.is_empty() && effective != "/" {
+        key.push_str(effective);
     }
-    let key = String::from_utf8(key_bytes).map_err(|_| KeyError::NotUtf8)?;
     // An IPv6 literal's brackets are not a glob (kubelet's `URLsMatch` strips them with
-    // `net.SplitHostPort`); the literal itself was checked to be an address.
-    let wildcard = !host.starts_with(b"[") && host.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+    // `net.SplitHostPort`); Go refuses a `[` anywhere else in a host.
+    let wildcard = !url.host.starts_with('[') && url.host.contains('*');
     let registry = registry_label(&key);
     Ok(NormalizedKey {
         key,
@@ -141,12 +164,12 @@ pub fn redact_key(raw: &str) -> Cow<'_, str> {
     // Where the port starts (at `:`), and whether it is `:digits` as Go requires.
     let (port_at, valid) = if host.starts_with('[') {
         match host.rfind(']') {
-            Some(close) => (close + 1, valid_optional_port(&host[close + 1..])),
+            Some(close) => (close + 1, golang::valid_optional_port(&host[close + 1..])),
             None => return Cow::Borrowed(raw),
         }
     } else {
         match (host.find(':'), host.rfind(':')) {
-            (Some(first), Some(last)) => (first + 1, valid_optional_port(&host[last..])),
+            (Some(first), Some(last)) => (first + 1, golang::valid_optional_port(&host[last..])),
             _ => return Cow::Borrowed(raw),
         }
     };
@@ -155,226 +178,6 @@ pub fn redact_key(raw: &str) -> Cow<'_, str> {
     }
     let cut = host_start + port_at;
     Cow::Owned(format!("{}xxxxx{}", &raw[..cut], &raw[end..]))
-}
-
-/// Go's `url.Parse(value)` for a value starting with `https://` or `http://`, returning the
-/// unescaped `Host` and `Path` bytes.
-fn go_parse_host_path(value: &str) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
-    // Parse: cut off #fragment; parse() the rest; then validate the fragment's escapes.
-    let (u, frag) = match value.find('#') {
-        Some(i) => (&value[..i], &value[i + 1..]),
-        None => (value, ""),
-    };
-    // parse(): control bytes anywhere (but not in the fragment) are refused.
-    if u.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(KeyError::ControlCharacter);
-    }
-    // getScheme: the caller guarantees `https:` or `http:`.
-    let colon = u.find(':').expect("value starts with a scheme");
-    let mut rest = &u[colon + 1..];
-    // Query: a lone trailing '?' is ForceQuery, else cut at the first '?'.
-    if rest.ends_with('?') && rest.matches('?').count() == 1 {
-        rest = &rest[..rest.len() - 1];
-    } else if let Some(q) = rest.find('?') {
-        rest = &rest[..q];
-    }
-    // rest starts with "//": the authority runs to the first '/'.
-    let after = &rest[2..];
-    let (authority, path) = match after.find('/') {
-        Some(i) => (&after[..i], &after[i..]),
-        None => (after, ""),
-    };
-    let host = parse_authority(authority)?;
-    let path = unescape(path.as_bytes(), Mode::Path)?;
-    if !frag.is_empty() {
-        unescape(frag.as_bytes(), Mode::Fragment)?;
-    }
-    Ok((host, path))
-}
-
-/// Go's `parseAuthority`: host after the last `@`, then the user-info is validated (and dropped).
-fn parse_authority(authority: &str) -> Result<Vec<u8>, KeyError> {
-    let at = authority.rfind('@');
-    let host = parse_host(match at {
-        Some(i) => &authority[i + 1..],
-        None => authority,
-    })?;
-    if let Some(i) = at {
-        let userinfo = &authority[..i];
-        if !valid_userinfo(userinfo) {
-            return Err(KeyError::InvalidUserinfo);
-        }
-        match userinfo.split_once(':') {
-            None => {
-                unescape(userinfo.as_bytes(), Mode::UserPassword)?;
-            }
-            Some((user, pass)) => {
-                unescape(user.as_bytes(), Mode::UserPassword)?;
-                unescape(pass.as_bytes(), Mode::UserPassword)?;
-            }
-        }
-    }
-    Ok(host)
-}
-
-/// Go's `parseHost`, plus the IPv6 check of Go ≥ 1.24.8 / 1.25.2 for bracketed hosts.
-fn parse_host(host: &str) -> Result<Vec<u8>, KeyError> {
-    if host.starts_with('[') {
-        let close = host.rfind(']').ok_or(KeyError::MissingBracket)?;
-        if !valid_optional_port(&host[close + 1..]) {
-            return Err(KeyError::InvalidPort);
-        }
-        let zone = host[..close].find("%25");
-        let literal_end = zone.unwrap_or(close);
-        let literal = unescape(&host.as_bytes()[1..literal_end], Mode::Host)?;
-        let is_v6 = std::str::from_utf8(&literal)
-            .ok()
-            .and_then(|s| s.parse::<Ipv6Addr>().ok())
-            .is_some();
-        if !is_v6 {
-            return Err(KeyError::NotIpv6);
-        }
-        if let Some(zone) = zone {
-            let mut out = unescape(&host.as_bytes()[..zone], Mode::Host)?;
-            out.extend(unescape(&host.as_bytes()[zone..close], Mode::Zone)?);
-            out.extend(unescape(&host.as_bytes()[close..], Mode::Host)?);
-            return Ok(out);
-        }
-    } else if let Some(colon) = host.rfind(':') {
-        if !valid_optional_port(&host[colon..]) {
-            return Err(KeyError::InvalidPort);
-        }
-    }
-    unescape(host.as_bytes(), Mode::Host)
-}
-
-/// Go's `validOptionalPort`: empty, or `:` followed by digits only (possibly none).
-fn valid_optional_port(port: &str) -> bool {
-    match port.strip_prefix(':') {
-        _ if port.is_empty() => true,
-        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
-        None => false,
-    }
-}
-
-/// Go's `validUserinfo`.
-fn valid_userinfo(s: &str) -> bool {
-    s.chars().all(|c| {
-        c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                '-' | '.'
-                    | '_'
-                    | ':'
-                    | '~'
-                    | '!'
-                    | '$'
-                    | '&'
-                    | '\''
-                    | '('
-                    | ')'
-                    | '*'
-                    | '+'
-                    | ','
-                    | ';'
-                    | '='
-                    | '%'
-                    | '@'
-            )
-    })
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Path,
-    Host,
-    Zone,
-    UserPassword,
-    Fragment,
-}
-
-/// Go's `shouldEscape(c, encodeHost)` (identical for `encodeZone`).
-fn host_should_escape(c: u8) -> bool {
-    !(c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-                | b'<'
-                | b'>'
-                | b'"'
-                | b'-'
-                | b'_'
-                | b'.'
-                | b'~'
-        ))
-}
-
-fn unhex(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => 0,
-    }
-}
-
-/// Go's `unescape(s, mode)` for the modes used by `Parse` (no `+` handling is needed: only the
-/// query-component mode turns `+` into a space).
-fn unescape(s: &[u8], mode: Mode) -> Result<Vec<u8>, KeyError> {
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'%' => {
-                if i + 2 >= s.len()
-                    || !s[i + 1].is_ascii_hexdigit()
-                    || !s[i + 2].is_ascii_hexdigit()
-                {
-                    return Err(KeyError::InvalidEscape);
-                }
-                let is_pct25 = &s[i..i + 3] == b"%25";
-                if mode == Mode::Host && unhex(s[i + 1]) < 8 && !is_pct25 {
-                    return Err(KeyError::InvalidEscape);
-                }
-                if mode == Mode::Zone {
-                    let v = (unhex(s[i + 1]) << 4) | unhex(s[i + 2]);
-                    if !is_pct25 && v != b' ' && host_should_escape(v) {
-                        return Err(KeyError::InvalidEscape);
-                    }
-                }
-                i += 3;
-            }
-            c => {
-                if matches!(mode, Mode::Host | Mode::Zone) && c < 0x80 && host_should_escape(c) {
-                    return Err(KeyError::InvalidHostCharacter);
-                }
-                i += 1;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            out.push((unhex(s[i + 1]) << 4) | unhex(s[i + 2]));
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -469,6 +272,12 @@ mod tests {
             ("127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000", false),
             ("[::1]:5000", "[::1]:5000", "[::1]:5000", false),
             (
+                "[::ffff:10.0.0.1]:5000",
+                "[::ffff:10.0.0.1]:5000",
+                "[::ffff:10.0.0.1]:5000",
+                false,
+            ),
+            (
                 "https://[fe80::1%25eth0]:5000/",
                 "[fe80::1%eth0]:5000",
                 "[fe80::1%eth0]:5000",
@@ -479,12 +288,6 @@ mod tests {
                 "https://*.example.com/v2/",
                 "*.example.com",
                 "*.example.com",
-                true,
-            ),
-            (
-                "reg[0-9].example.com",
-                "reg[0-9].example.com",
-                "reg[0-9].example.com",
                 true,
             ),
             // Go keeps case, default ports and IPv4 shorthands (the `url` crate would not).
@@ -549,6 +352,16 @@ mod tests {
             ("[::1", KeyError::MissingBracket),
             ("[example.com]:5000", KeyError::NotIpv6),
             ("[1.2.3.4]", KeyError::NotIpv6),
+            // Go refuses a `[` after the start of the host (since 1.24.8): glob classes.
+            ("reg[0-9].example.com", KeyError::BracketInHost),
+            (
+                "https://reg[0-9].example.com:5000/v2/",
+                KeyError::BracketInHost,
+            ),
+            ("bad[.example.com", KeyError::BracketInHost),
+            ("x[::1]:5000", KeyError::BracketInHost),
+            // netip.ParseAddr: a zone must not be empty.
+            ("https://[fe80::1%25]:5000", KeyError::NotIpv6),
             ("ghcr io", KeyError::InvalidHostCharacter),
             ("ghcr^io", KeyError::InvalidHostCharacter),
             ("ex%41mple.com", KeyError::InvalidEscape),

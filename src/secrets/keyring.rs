@@ -9,12 +9,15 @@
 //! string prefix) and `UnionDockerKeyring` (pod secrets first, then the node's `config.json`).
 //!
 //! Keys arrive already normalised ([`AuthEntry::key`], `secrets::key`); this module only indexes
-//! and matches them. [`Keyring::explain`] says, for every key, why it did or did not match.
+//! and matches them. Both sides are parsed with the crate's port of Go's `net/url`
+//! (`crate::golang`), the authority split with its `net.SplitHostPort`. Current Go refuses a `[`
+//! inside a host, so a key's labels can hold `*` globs but no `[...]` classes.
+//! [`Keyring::explain`] says, for every key, why it did or did not match.
 //!
 //! Not modelled: exec credential-provider plugins (§3.6), and Go's random order of two spellings of
 //! one key inside one secret (regprobe keeps the secret's entry order).
 
-use crate::secrets::key::normalize_key;
+use crate::golang::{self, GoUrl};
 use crate::secrets::{AuthEntry, Credential, Secret};
 use std::collections::HashMap;
 use std::fmt;
@@ -307,7 +310,7 @@ impl BasicDockerKeyring {
                 self.index.insert(at, entry.key.clone());
                 self.creds.insert(entry.key.clone(), vec![slot]);
                 self.parsed
-                    .insert(entry.key.clone(), GoUrl::parse(&entry.key));
+                    .insert(entry.key.clone(), parse_schemeless(&entry.key));
             }
         }
     }
@@ -338,7 +341,7 @@ impl BasicDockerKeyring {
 
     /// Every matching entry for `repo_to_pull` in kubelet's order (`BasicDockerKeyring.Lookup`).
     pub fn lookup(&self, repo_to_pull: &str, source: KeyringSource) -> Vec<KeyMatch> {
-        let target = GoUrl::parse(repo_to_pull);
+        let target = parse_schemeless(repo_to_pull);
         let mut out = Vec::new();
         for key in &self.index {
             let matched = match (&target, self.glob(key)) {
@@ -360,7 +363,7 @@ impl BasicDockerKeyring {
 
     /// Every key with its verdict for `repo_to_pull`, in lookup order.
     pub fn explain(&self, repo_to_pull: &str, source: KeyringSource) -> Vec<KeyVerdict> {
-        let target = GoUrl::parse(repo_to_pull);
+        let target = parse_schemeless(repo_to_pull);
         let mut verdicts: Vec<KeyVerdict> = self
             .index
             .iter()
@@ -518,94 +521,29 @@ pub fn is_default_registry_match(image: &str) -> bool {
 /// `.`-separated host labels, each matched with Go's `filepath.Match`; the target's path starts
 /// with the glob's path (plain string prefix). Unparsable input or a bad pattern never matches.
 pub fn urls_match_str(glob: &str, target: &str) -> bool {
-    match (GoUrl::parse(glob), GoUrl::parse(target)) {
+    match (parse_schemeless(glob), parse_schemeless(target)) {
         (Some(g), Some(t)) => compare(&g, &t).is_empty(),
         _ => false,
     }
 }
 
-/// The parts of Go's `url.Parse("https://" + s)` kubelet uses: the unescaped host (with port) and
-/// path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct GoUrl {
-    host: String,
-    path: String,
+/// kubelet's `ParseSchemelessURL` (`keyring.go`): Go's `url.Parse("https://" + s)`; `None` where
+/// it fails.
+fn parse_schemeless(s: &str) -> Option<GoUrl> {
+    golang::parse_url(&format!("https://{s}")).ok()
 }
 
-impl GoUrl {
-    /// kubelet's `ParseSchemelessURL`. `None` where Go's `url.Parse` fails (checked by
-    /// `secrets::key`, which transcribes it).
-    fn parse(s: &str) -> Option<GoUrl> {
-        let value = format!("https://{s}");
-        normalize_key(&value).ok()?;
-        let rest = &value["https://".len()..];
-        let rest = rest.split('#').next().unwrap_or("");
-        let rest = rest.split('?').next().unwrap_or("");
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let host = authority.rsplit('@').next().unwrap_or("");
-        Some(GoUrl {
-            host: percent_decode(host),
-            path: percent_decode(path),
-        })
-    }
-
-    /// kubelet's `SplitURL`: host labels and port.
-    fn split(&self) -> (&str, &str) {
-        split_host_port(&self.host).unwrap_or((&self.host, ""))
-    }
-}
-
-/// `%XY` → byte (the input was validated by Go's rules); other bytes unchanged.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |x: u8| (x as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Go's `net.SplitHostPort`; `None` where Go returns an error.
-fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
-    let colon = hostport.rfind(':')?;
-    let (host, j, k) = if hostport.starts_with('[') {
-        let end = hostport.find(']')?;
-        if end + 1 != colon {
-            // `]` at the end (missing port), not followed by `:`, or too many colons.
-            return None;
-        }
-        (&hostport[1..end], 1, end + 1)
-    } else {
-        let host = &hostport[..colon];
-        if host.contains(':') {
-            return None;
-        }
-        (host, 0, 0)
-    };
-    if hostport[j..].contains('[') || hostport[k..].contains(']') {
-        return None;
-    }
-    Some((host, &hostport[colon + 1..]))
+/// kubelet's `SplitURL`: the host without port, and the port (`""` when `net.SplitHostPort`
+/// fails, e.g. for `[::1]` or `host`).
+fn split_url(url: &GoUrl) -> (&str, &str) {
+    golang::split_host_port(&url.host).unwrap_or((&url.host, ""))
 }
 
 /// kubelet's `URLsMatch`, reporting every failed check (empty = match). kubelet checks port,
 /// label count, path, then labels, and stops at the first failure; the outcome is the same.
 fn compare(glob: &GoUrl, target: &GoUrl) -> Vec<Mismatch> {
-    let (glob_host, glob_port) = glob.split();
-    let (target_host, target_port) = target.split();
+    let (glob_host, glob_port) = split_url(glob);
+    let (target_host, target_port) = split_url(target);
     let glob_labels: Vec<&str> = glob_host.split('.').collect();
     let target_labels: Vec<&str> = target_host.split('.').collect();
     let mut why = Vec::new();
@@ -866,7 +804,8 @@ fn get_esc(chunk: &[u8]) -> Option<(u32, &[u8])> {
 mod tests {
     use super::*;
     use crate::reference;
-    use crate::secrets::{SecretError, SecretKind};
+    use crate::secrets::key::normalize_key;
+    use crate::secrets::{KeyError, SecretError, SecretKind};
     use secrecy::{ExposeSecret, SecretString};
     use std::path::PathBuf;
 
@@ -1099,7 +1038,9 @@ mod tests {
             // More: IPv6 literals, globs with classes, case, unparsable input.
             ("[::1]:5000", "[::1]:5000/x", true),
             ("[::1]:5000", "[::1]:5001/x", false),
-            ("reg[0-9].example.com", "reg7.example.com/x", true),
+            // Go refuses a `[` after the start of a host (since Go 1.24.8, see `crate::golang`):
+            // `url.Parse` fails on such a key, so a glob class never matches.
+            ("reg[0-9].example.com", "reg7.example.com/x", false),
             ("reg[0-9].example.com", "regx.example.com/x", false),
             // Go's url.Parse ends the host at '?' (a query): the key is host `reg`.
             ("reg?.example.com", "reg7.example.com/x", false),
@@ -1475,11 +1416,19 @@ mod tests {
 
     #[test]
     fn explain_bad_keys() {
-        let k = Keyring::new(&[secret("s", &[("bad[.example.com", "u")])]);
+        // Go refuses `bad[.example.com` (a `[` inside the host), so kubelet skips the entry.
         assert_eq!(
-            reasons(&k, "bad.example.com/x")[0].1.as_deref(),
+            normalize_key("bad[.example.com"),
+            Err(KeyError::BracketInHost)
+        );
+        // A key Go parses whose labels are not valid patterns: an IPv4-mapped IPv6 literal
+        // without a port (`net.SplitHostPort` fails, so the brackets stay in the labels).
+        let k = Keyring::new(&[secret("s", &[("[::ffff:10.0.0.1]", "u")])]);
+        assert_eq!(
+            reasons(&k, "[::ffff:10.0.0.1]/x")[0].1.as_deref(),
             Some(
-                "key label \"bad[\" is not a valid glob pattern, so kubelet never matches this key"
+                "key label \"[::ffff:10\" is not a valid glob pattern, so kubelet never matches \
+                 this key"
             )
         );
         // A key kubelet stored but cannot re-parse (a decoded zone): never matches.
@@ -1493,34 +1442,18 @@ mod tests {
     }
 
     #[test]
-    fn split_host_port_like_go() {
-        for (input, want) in [
-            ("host:80", Some(("host", "80"))),
-            ("host:", Some(("host", ""))),
-            ("[::1]:80", Some(("::1", "80"))),
-            ("host", None),
-            ("[::1]", None),
-            ("a:b:c", None),
-            ("[::1]x:80", None),
-            ("reg[0-9].io:80", None),
-            ("", None),
-        ] {
-            assert_eq!(split_host_port(input), want, "{input:?}");
-        }
-        // A glob with a class and a port: Go's SplitHostPort fails on the '[', kubelet then takes
-        // port "" for the key, so it never matches an image with that port.
+    fn glob_class_with_port_is_refused() {
+        // `net.SplitHostPort` itself (kubelet's `SplitURL`) is tested in `crate::golang`.
+        // A glob with a class and a port: Go's url.Parse refuses the '[' inside the host (since
+        // Go 1.24.8; before, it parsed, and SplitHostPort then failed on it), so kubelet skips
+        // the key.
         assert!(!urls_match_str(
             "reg[0-9].example.com:5000",
             "reg1.example.com:5000/x"
         ));
-        let k = Keyring::new(&[secret("s", &[("reg[0-9].example.com:5000", "u")])]);
         assert_eq!(
-            reasons(&k, "reg1.example.com:5000/x")[0].1.as_deref(),
-            Some(
-                "host differs: key reg[0-9].example.com:5000 vs image reg1.example.com (label 3: \
-                 pattern \"com:5000\" does not match \"com\"); port differs: \"\" vs \"5000\" (key \
-                 vs image; the port must be written the same way in both)"
-            )
+            normalize_key("reg[0-9].example.com:5000"),
+            Err(KeyError::BracketInHost)
         );
     }
 
