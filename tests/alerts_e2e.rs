@@ -13,7 +13,7 @@
 //! `Drop`. Waits are polls with deadlines; a failure prints Prometheus's alerts, every daemon's
 //! `/metrics` and Prometheus's log.
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

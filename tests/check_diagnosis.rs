@@ -18,7 +18,7 @@
 //! Times, ports, temporary paths, dates and digests are filtered out so the snapshots are
 //! stable. Every run asserts that no password, `auth` value or token reaches the output.
 
-mod support;
+use regprobe_testsupport as support;
 
 use base64::Engine;
 use std::net::Ipv4Addr;

@@ -3,7 +3,7 @@
 //! pod spec (`--pod-spec`) with the node's `config.json`, `--output json` and `--verbose`, and
 //! the exit statuses of bad inputs.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
-//! Proves the containerd harness (`tests/support/containerd.rs`) with real registries, and
-//! records containerd 1.6.20's exact error texts: the ground truth the parity suite maps to
-//! regprobe's reasons. Every text is printed (`--nocapture`) and asserted on its stable part
-//! (ports and digests vary).
+//! Proves the containerd harness (`regprobe_testsupport::containerd`) with real registries,
+//! and records containerd 1.6.20's exact error texts: the ground truth the parity suite maps
+//! to regprobe's reasons. Every text is printed (`--nocapture`) and asserted on its stable
+//! part (ports and digests vary).
 //!
 //! | case | containerd 1.6.20 (`ctr: ` line) |
 //! |---|---|
@@ -13,7 +13,7 @@
 //! | nothing listening | `failed to resolve reference "REF": failed to do request: Head "URL": dial tcp 127.0.0.1:P: connect: connection refused` |
 //! | TLS registry, no CA | `… failed to do request: Head "https://…": x509: certificate signed by unknown authority` |
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! names under `.test`. Fakes only where no real server misbehaves on demand (HTML page, 503,
 //! hang), each documented in `support::fakes`.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

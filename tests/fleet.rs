@@ -1,7 +1,7 @@
 //! Fleet-safe load, end to end with `regprobe serve`: a `429` holds every probe of that
 //! registry until its `Retry-After`, and a stalled registry does not delay the others.
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

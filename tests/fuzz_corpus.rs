@@ -4,7 +4,6 @@
 //! minutes on two cores; `fuzz/run.sh` runs the fuzzers themselves).
 
 #[path = "../fuzz/src/lib.rs"]
-#[allow(dead_code)]
 mod regprobe_fuzz;
 
 use regprobe::secrets::load::parse_secret_content;

@@ -5,11 +5,11 @@
 //!
 //! Each case drives `regprobe check --output json --timeout 2s` (or `regprobe serve`) against
 //! servers on 127.0.0.0/8: the real `docker-registry` and token issuer where a real component
-//! can play the part, and the scripted fakes of `support::hostile` for byte-level
+//! can play the part, and scripted fakes (`support::fake`, `support::hostile`) for byte-level
 //! misbehaviour, each documenting what it imitates. Every result must be readable: no string
 //! of the JSON holds a control character, whatever bytes the peer sent.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -17,7 +17,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::hostile::{self, response, Hostile, Seen, Step, API_VERSION};
+use support::fake::{always, response, FakeServer, Seen, Step, API_VERSION};
+use support::hostile;
 use support::{
     fakes, Registry, RegistryOptions, TestPki, TokenIssuer, TokenIssuerOptions, TokenUser,
 };
@@ -690,8 +691,8 @@ type RawCase = (
 );
 
 /// A loopback fake registry answering `bytes` to every request.
-fn raw(bytes: Vec<u8>) -> Hostile {
-    Hostile::serve(Ipv4Addr::LOCALHOST, hostile::always(bytes))
+fn raw(bytes: Vec<u8>) -> FakeServer {
+    FakeServer::serve(Ipv4Addr::LOCALHOST, always(bytes))
 }
 
 /// distribution's Basic `401` with a given status line reason and challenge bytes.
@@ -706,8 +707,8 @@ fn basic_401(reason: &[u8], challenge: &[u8]) -> Vec<u8> {
 
 /// A token service fake: each path of the realm is one behaviour (see the table in
 /// [`bytes_no_peer_should_send`]); `/ok` issues `{"access_token":"good-token"}`.
-fn token_fake() -> Hostile {
-    Hostile::serve(Ipv4Addr::LOCALHOST, |seen: &Seen| {
+fn token_fake() -> FakeServer {
+    FakeServer::serve(Ipv4Addr::LOCALHOST, |seen: &Seen| {
         let path = seen.target.split('?').next().unwrap_or_default();
         let json = |body: &[u8]| {
             vec![Step::Send(response(
@@ -744,8 +745,8 @@ fn token_fake() -> Hostile {
 
 /// A registry fake imitating distribution with token auth whose challenge carries invalid
 /// UTF-8 in `realm` (path part), `service` and `scope`; it accepts `Bearer good-token`.
-fn bearer_registry_with_mangled_challenge(token_port: u16) -> Hostile {
-    Hostile::serve(Ipv4Addr::LOCALHOST, move |seen: &Seen| {
+fn bearer_registry_with_mangled_challenge(token_port: u16) -> FakeServer {
+    FakeServer::serve(Ipv4Addr::LOCALHOST, move |seen: &Seen| {
         if seen.header("authorization") == Some(b"Bearer good-token") {
             return vec![Step::Send(response(200, b"OK", &[API_VERSION], b"{}"))];
         }
@@ -770,7 +771,7 @@ fn bytes_no_peer_should_send() {
     let issuer = TokenIssuer::start(TokenIssuerOptions::new());
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("secrets");
-    let mut keep: Vec<Hostile> = Vec::new();
+    let mut keep: Vec<FakeServer> = Vec::new();
     let mut expect: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();
 
     // --- the registry (loopback fakes) ---
@@ -860,7 +861,7 @@ fn bytes_no_peer_should_send() {
     }
     // A Location with invalid UTF-8: followed, percent-encoded as Go does; the target answers
     // the Basic 401.
-    let location = Hostile::serve(Ipv4Addr::LOCALHOST, |seen: &Seen| {
+    let location = FakeServer::serve(Ipv4Addr::LOCALHOST, |seen: &Seen| {
         let bytes = if seen.target == "/v2/" {
             response(302, b"Found", &[("Location", b"/v2/\xff\xfe\xc3\x28")], b"")
         } else {

@@ -14,7 +14,7 @@
 //! * 1.6 never says `no basic auth credentials`; it returns the 401.
 //! * Token errors carry no URL in 1.6.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use std::path::Path;

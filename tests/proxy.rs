@@ -3,7 +3,7 @@
 //! never a credential verdict; `NO_PROXY` and `--no-proxy` bypass it; loopback is never
 //! proxied.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use support::proxy::{Proxy, ProxyPolicy};

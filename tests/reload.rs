@@ -2,7 +2,7 @@
 //! (a new timestamped directory and a rename of `..data`) in both mount layouts, without any
 //! reload signal (`--reload-interval 1h`: only the directory watch can notice).
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! distinctive passwords, `auth` strings, identity and registry tokens, and bearer tokens issued
 //! by a real token service. None of them may appear in any output, log, metric, JSON or error.
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output, Stdio};

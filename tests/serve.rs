@@ -3,7 +3,7 @@
 //! reference parser; nothing secret may appear in `/metrics`, `/status`, the JSON of `check`
 //! or the debug logs.
 
-mod support;
+use regprobe_testsupport as support;
 
 use serde_json::Value;
 use std::io::Read;

@@ -1,9 +1,10 @@
-//! Proves the test infrastructure in `tests/support/` with reference clients (skopeo, raw
-//! HTTP, raw DNS), never with regprobe: a real docker-registry with htpasswd and with token
-//! auth (the issuer's JWTs verify in distribution), TLS with the test CA, dnsmasq answers,
-//! each fake, and the kubelet secret layouts.
+//! Proves the test infrastructure (the `regprobe-testsupport` crate, `crates/testsupport`) with
+//! reference clients (skopeo, raw HTTP, raw DNS), never with regprobe: a real docker-registry
+//! with htpasswd and with token auth (the issuer's JWTs verify in distribution), TLS with the
+//! test CA, dnsmasq answers, each fake and the fake-server engine, and the kubelet secret
+//! layouts.
 
-mod support;
+use regprobe_testsupport as support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use support::dns::{self, NOERROR, NXDOMAIN, REFUSED, SERVFAIL};
+use support::fake::{self, response, FakeServer, Seen, Step, API_VERSION};
 use support::fakes;
+use support::hostile;
 use support::http;
 use support::image::{self, push_image, push_image_with, PushOptions};
 use support::{
@@ -697,6 +700,67 @@ fn fakes_behave_as_documented() {
     let plain = fakes::plain_http_registry();
     let text = answer_to_client_hello(plain.addr());
     assert!(text.starts_with("HTTP/1.1 400 Bad Request"), "{text:?}");
+}
+
+#[test]
+fn fake_engine_records_requests_and_plays_scripts() {
+    // HTTP: each request is recorded raw and answered with the script's steps; a TLS
+    // ClientHello gets Go's 400 and is logged as not HTTP.
+    let echo = FakeServer::serve(Ipv4Addr::LOCALHOST, |seen: &Seen| {
+        let mut body = seen.target.clone().into_bytes();
+        body.extend_from_slice(seen.header("x-probe").unwrap_or_default());
+        vec![Step::Send(response(200, b"OK", &[API_VERSION], &body))]
+    });
+    let r = http::request(
+        echo.addr(),
+        "POST",
+        "/echo?x=1",
+        &[("X-Probe", "yes")],
+        b"form=1",
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "/echo?x=1yes"));
+    assert_eq!(
+        r.header("Docker-Distribution-API-Version"),
+        Some("registry/2.0")
+    );
+    let seen = echo.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].line.as_str()),
+        ("POST", "POST /echo?x=1 HTTP/1.1")
+    );
+    assert_eq!(seen[0].body, b"form=1");
+    assert!(seen[0].contains(b"yes"));
+    let text = answer_to_client_hello(echo.addr());
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request"), "{text:?}");
+    assert_eq!(
+        echo.requests(),
+        vec!["POST /echo?x=1 HTTP/1.1", fake::NOT_HTTP]
+    );
+    assert_eq!((echo.connections(), echo.not_http()), (2, 1));
+    // The script's outcome is recorded once the connection is closed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while echo.played().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let played = echo.played();
+    assert_eq!(played.len(), 1, "{played:?}");
+    assert!(!played[0].peer_gone && played[0].written > 0, "{played:?}");
+
+    // Raw: the TLS stall answers a ClientHello with a record header and nothing more.
+    let stall = hostile::tls_stall();
+    let mut s = TcpStream::connect(support::loopback(stall.port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.write_all(CLIENT_HELLO_START).unwrap();
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(head, [0x16, 0x03, 0x03, 0x00, 0x7a]);
+    let mut more = [0u8; 1];
+    assert!(s.read(&mut more).is_err(), "the handshake never continues");
+    assert_eq!(stall.requests(), vec![fake::CONNECTION]);
+    assert_eq!((stall.connections(), stall.not_http()), (1, 0));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Benchmark helper: the integration tests' token issuer (`tests/support/token.rs`) as a
+//! Benchmark helper: the integration tests' token issuer (`regprobe_testsupport::token`) as a
 //! process, so `bench/run.sh` can put a real token-auth `docker-registry` behind it.
 //!
 //! `regprobe-bench-token-issuer N PASSWORD_PREFIX` starts the issuer on 127.0.0.1 with users
@@ -8,8 +8,7 @@
 
 use std::io::{Read, Write};
 
-mod support;
-
+use regprobe_testsupport as support;
 use support::token::{TokenIssuer, TokenIssuerOptions, TokenUser};
 
 fn main() {

@@ -27,10 +27,10 @@ pub struct CertPair {
     pub cert: PathBuf,
     /// PEM PKCS#8 private key file.
     pub key: PathBuf,
+    /// The certificate as PEM text (the contents of `cert`).
     pub cert_pem: String,
+    /// The private key as PEM text (the contents of `key`).
     pub key_pem: String,
-    /// DER of the certificate.
-    pub cert_der: Vec<u8>,
 }
 
 /// A test CA with a temp dir for its files. Dropping it removes the files.
@@ -129,11 +129,6 @@ impl TestPki {
         &self.cert_dir
     }
 
-    /// The temp dir all files are written to.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn write(&self, stem: &str, cert: rcgen::Certificate, key: KeyPair) -> CertPair {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let cert_path = self.dir.path().join(format!("{n:02}-{stem}.crt"));
@@ -147,7 +142,6 @@ impl TestPki {
             key: key_path,
             cert_pem,
             key_pem,
-            cert_der: cert.der().to_vec(),
         }
     }
 
@@ -177,12 +171,6 @@ impl TestPki {
     pub fn expired_leaf(&self, names: &[&str]) -> CertPair {
         let now = SystemTime::now();
         self.issue("expired", &self.ca, names, now - 60 * DAY, now - DAY)
-    }
-
-    /// A leaf signed by the CA that becomes valid only in 30 days.
-    pub fn not_yet_valid_leaf(&self, names: &[&str]) -> CertPair {
-        let now = SystemTime::now();
-        self.issue("notyet", &self.ca, names, now + 30 * DAY, now + 365 * DAY)
     }
 
     /// A valid leaf signed by the CA for `wrong.test` and IP `127.0.0.99` only: the wrong name
@@ -237,16 +225,6 @@ impl TestPki {
             std::fs::write(dir.join("client.key"), &c.key_pem).unwrap();
         }
         dir
-    }
-
-    /// A self-signed certificate (no CA at all) for `names`.
-    pub fn self_signed(&self, names: &[&str]) -> CertPair {
-        let now = SystemTime::now();
-        let key = KeyPair::generate().unwrap();
-        let cert = leaf_params(names, now - DAY, now + 365 * DAY)
-            .self_signed(&key)
-            .expect("self-sign");
-        self.write("selfsigned", cert, key)
     }
 }
 

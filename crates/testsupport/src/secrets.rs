@@ -77,10 +77,6 @@ impl AtomicVolume {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The current target of `..data` (the timestamped dir name), if published.
     pub fn current(&self) -> Option<String> {
         std::fs::read_link(self.root.join("..data"))
@@ -92,7 +88,7 @@ impl AtomicVolume {
     /// `".dockerconfigjson"` or `"a/.dockerconfigjson"`).
     pub fn publish(&mut self, files: &[(&str, &[u8])]) {
         self.generation += 1;
-        let (y, mo, d, h, mi, s) = super::utc_fields(super::unix_now());
+        let (y, mo, d, h, mi, s) = crate::utc_fields(crate::unix_now());
         let ts = format!(
             "..{y:04}_{mo:02}_{d:02}_{h:02}_{mi:02}_{s:02}.{:09}",
             self.generation

@@ -1,5 +1,5 @@
 //! A private DNS server for `.test` names: `dnsmasq` (package `dnsmasq-base`) on
-//! 127.0.0.1:<free port>, so tests resolve names deterministically and never touch real DNS.
+//! `127.0.0.1:<free port>`, so tests resolve names deterministically and never touch real DNS.
 //!
 //! ```ignore
 //! let dns = Dns::start(&[("auth.test", Ipv4Addr::new(127, 0, 0, 2))]);
@@ -23,20 +23,24 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::ChildProcess;
+use crate::process::ChildProcess;
 
 /// The dnsmasq binary (from `dnsmasq-base`).
 pub const DNSMASQ_BIN: &str = "/usr/sbin/dnsmasq";
 
-/// DNS response codes.
+/// DNS response code: no error.
 pub const NOERROR: u8 = 0;
+/// DNS response code: server failure.
 pub const SERVFAIL: u8 = 2;
+/// DNS response code: no such name.
 pub const NXDOMAIN: u8 = 3;
+/// DNS response code: refused (dnsmasq's answer outside its zones).
 pub const REFUSED: u8 = 5;
 
 /// A running dnsmasq. Killed on `Drop`.
 pub struct Dns {
-    process: ChildProcess,
+    // Field order matters: the process dies before its directory is removed.
+    _process: ChildProcess,
     port: u16,
     _dir: TempDir,
 }
@@ -58,7 +62,7 @@ impl Dns {
             .unwrap();
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            let port = super::free_udp_port();
+            let port = crate::free_udp_port();
             let log = dir.path().join("dnsmasq.log");
             let mut cmd = Command::new(DNSMASQ_BIN);
             cmd.args([
@@ -82,7 +86,7 @@ impl Dns {
             }
             cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/bin");
             let mut process = ChildProcess::spawn("dnsmasq", cmd, &log);
-            let server = super::loopback(port);
+            let server = crate::loopback(port);
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if let Some(status) = process.exited() {
@@ -91,7 +95,7 @@ impl Dns {
                 }
                 if query(server, "registry.test", QTYPE_A, Duration::from_millis(200)).is_ok() {
                     return Dns {
-                        process,
+                        _process: process,
                         port,
                         _dir: dir,
                     };
@@ -113,13 +117,14 @@ impl Dns {
         panic!("{last_err}");
     }
 
+    /// The port it listens on (UDP and TCP).
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// `127.0.0.1:PORT` (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
-        super::loopback(self.port)
+        crate::loopback(self.port)
     }
 
     /// The value for regprobe's `--dns-server` flag: `127.0.0.1:PORT`.
@@ -138,13 +143,11 @@ impl Dns {
         query(self.addr(), name, QTYPE_AAAA, Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("DNS query for {name}: {e}"))
     }
-
-    pub fn logs(&self) -> String {
-        self.process.logs()
-    }
 }
 
+/// Query type A (IPv4 address).
 pub const QTYPE_A: u16 = 1;
+/// Query type AAAA (IPv6 address).
 pub const QTYPE_AAAA: u16 = 28;
 
 /// The parts of a DNS answer that tests look at.

@@ -87,8 +87,16 @@ impl Drop for Task {
 /// Binds a TCP listener on 127.0.0.1 (port 0 = any free port) and hands it to the background
 /// runtime. The port is known (and bound) before the caller returns, so there is no race.
 pub fn bind_tcp(port: u16) -> (tokio::net::TcpListener, SocketAddr) {
-    let std_listener =
-        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind 127.0.0.1");
+    bind_tcp_at(Ipv4Addr::LOCALHOST, port)
+}
+
+/// [`bind_tcp`] on another loopback address (`127.0.0.2` stands for "another host").
+pub fn bind_tcp_at(ip: Ipv4Addr, port: u16) -> (tokio::net::TcpListener, SocketAddr) {
+    assert!(
+        ip.is_loopback(),
+        "test servers stay on 127.0.0.0/8, not {ip}"
+    );
+    let std_listener = std::net::TcpListener::bind((ip, port)).expect("bind a loopback address");
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let _guard = handle().enter();

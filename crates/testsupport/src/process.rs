@@ -80,6 +80,7 @@ impl ChildProcess {
         }
     }
 
+    /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

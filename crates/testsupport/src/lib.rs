@@ -1,36 +1,42 @@
-//! Integration-test infrastructure: starts real components on loopback so regprobe's tests run
-//! against a real registry.
+//! regprobe's integration-test infrastructure: starts real components on loopback so the tests
+//! run against a real registry, token service, resolver and containerd.
 //!
-//! Include it from an integration test with `mod support;` and use what you need:
+//! The integration tests (`tests/*.rs`) and the benchmark's token issuer (`bench/token-issuer`)
+//! use it as a dev-dependency:
 //!
 //! ```ignore
-//! mod support;
+//! use regprobe_testsupport as support;
 //! use support::{Auth, Registry, RegistryOptions, TestPki};
 //!
 //! let reg = Registry::start(RegistryOptions::htpasswd(&[("alice", "s3cret")]));
 //! support::image::push_image(&reg, "team/app:1", Some(("alice", "s3cret")));
 //! ```
 //!
-//! Rules this module keeps (and tests built on it should keep too):
+//! Rules this crate keeps (and tests built on it should keep too):
 //! * every socket is on 127.0.0.0/8; nothing here resolves a real name through the system
 //!   resolver (names under `.test` are answered by [`dns::Dns`], a private dnsmasq);
 //! * every child process is killed and reaped on `Drop`, and also dies with the test process
 //!   (`PR_SET_PDEATHSIG`, see [`process`]); every temp dir is removed on `Drop`;
-//! * fakes exist only for misbehaviour that no real server shows on demand ([`fakes`]).
+//! * fakes exist only for misbehaviour that no real server shows on demand ([`fakes`],
+//!   [`hostile`]), and all of them run on one engine, [`fake::FakeServer`].
 //!
-//! Concerns, one file each: [`certs`] (test PKI), [`registry`] (`docker-registry serve`),
-//! [`token`] (token issuer for distribution's token auth), [`dns`] (dnsmasq), [`fakes`]
-//! (misbehaving servers), [`hostile`] (scripted byte-level misbehaviour), [`image`] (pushing a tiny image with skopeo), [`secrets`] (mounted
-//! secret layouts), [`http`] (a tiny blocking HTTP/1.1 client for checks), [`process`] and
-//! [`rt`] (child processes and the background tokio runtime), [`openmetrics`] (Python's
-//! OpenMetrics reference parser, for `/metrics`).
+//! Concerns, one module each: [`certs`] (test PKI), [`registry`] (`docker-registry serve`),
+//! [`token`] (token issuer for distribution's token auth), [`dns`] (dnsmasq), [`containerd`]
+//! (a private containerd and `ctr`), [`proxy`] (tinyproxy), [`prometheus`] (a real Prometheus
+//! with the project's rules), [`fake`] (the scripted fake-server engine), [`fakes`] (registries
+//! misbehaving at the HTTP level, broken DNS servers), [`hostile`] (byte-level misbehaviour),
+//! [`image`] (pushing a tiny image with skopeo), [`secrets`] (mounted secret layouts), [`http`]
+//! (a tiny blocking HTTP/1.1 client for checks), [`cli`] (running the `regprobe` binary),
+//! [`process`] and [`rt`] (child processes and the background tokio runtime), [`openmetrics`]
+//! (Python's OpenMetrics reference parser, for `/metrics`).
 
-#![allow(dead_code, unused_imports)]
+#![warn(missing_docs)]
 
 pub mod certs;
 pub mod cli;
 pub mod containerd;
 pub mod dns;
+pub mod fake;
 pub mod fakes;
 pub mod hostile;
 pub mod http;
@@ -45,12 +51,12 @@ pub mod secrets;
 pub mod token;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use certs::{CertPair, TestPki};
 pub use cli::{output_with_stdin, regprobe, Daemon};
 pub use dns::{Dns, DnsAnswer};
-pub use fakes::FakeServer;
+pub use fake::FakeServer;
 pub use image::{push_image, PushedImage};
 pub use registry::{Auth, Registry, RegistryOptions};
 pub use secrets::{
@@ -60,8 +66,34 @@ pub use secrets::{
 pub use token::{Behaviour, TokenIssuer, TokenIssuerOptions, TokenUser};
 
 /// Path of the `regprobe` binary built for this test run.
+///
+/// `$CARGO_BIN_EXE_regprobe` when set; otherwise the `regprobe` next to the running test
+/// binary's `deps/` directory (`target/<profile>/regprobe`), where `cargo test` builds it before
+/// running integration tests.
 pub fn regprobe_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_regprobe"))
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_regprobe") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("path of the running test binary");
+    let mut dir = exe.parent().expect("test binary in a directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps/ in a profile directory");
+    }
+    let bin = dir.join("regprobe");
+    assert!(
+        bin.is_file(),
+        "regprobe binary not found at {} (build it first: cargo build --bin regprobe)",
+        bin.display()
+    );
+    bin
+}
+
+/// The regprobe repository's root directory (for `deploy/`, `fuzz/corpus/` and the like).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, note it, close).

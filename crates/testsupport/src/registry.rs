@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::certs::CertPair;
-use super::process::ChildProcess;
+use crate::certs::CertPair;
+use crate::process::ChildProcess;
 
 /// The registry binary (from the `docker-registry` package).
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -39,14 +39,19 @@ pub enum Auth {
     /// tokens must be signed by a certificate chaining to `rootcertbundle`, carry
     /// `iss == issuer` and `aud == service`.
     Token {
+        /// The token endpoint's URL.
         realm: String,
+        /// The service name (the tokens' audience).
         service: String,
+        /// The tokens' `iss`.
         issuer: String,
+        /// PEM file of the CA the tokens' signing certificate chains to.
         rootcertbundle: PathBuf,
     },
 }
 
 impl Auth {
+    /// [`Auth::Htpasswd`] with these `(user, password)` pairs.
     pub fn htpasswd(users: &[(&str, &str)]) -> Auth {
         Auth::Htpasswd(
             users
@@ -60,6 +65,7 @@ impl Auth {
 /// Options for [`Registry::start`].
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
+    /// How clients authenticate.
     pub auth: Auth,
     /// `(certificate PEM file, key PEM file)`: serve HTTPS with this certificate.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -70,6 +76,7 @@ pub struct RegistryOptions {
 }
 
 impl RegistryOptions {
+    /// Plain HTTP with htpasswd users.
     pub fn htpasswd(users: &[(&str, &str)]) -> RegistryOptions {
         RegistryOptions {
             auth: Auth::htpasswd(users),
@@ -77,11 +84,13 @@ impl RegistryOptions {
         }
     }
 
+    /// Sets [`RegistryOptions::auth`].
     pub fn with_auth(mut self, auth: Auth) -> RegistryOptions {
         self.auth = auth;
         self
     }
 
+    /// Serve HTTPS with this certificate and key.
     pub fn with_tls(mut self, pair: &CertPair) -> RegistryOptions {
         self.tls = Some((pair.cert.clone(), pair.key.clone()));
         self
@@ -214,7 +223,7 @@ impl Registry {
         let mut last_err = String::new();
         // The free port may be taken between our probe and the registry's bind: retry.
         for _attempt in 0..3 {
-            let port = super::free_port();
+            let port = crate::free_port();
             let config = dir.path().join("config.yml");
             std::fs::write(&config, config_yaml(dir.path(), port, &opts)).unwrap();
             let log = dir.path().join("registry.log");
@@ -226,7 +235,7 @@ impl Registry {
                 .env("PATH", "/usr/bin:/bin")
                 .current_dir(dir.path());
             let mut process = ChildProcess::spawn("docker-registry", cmd, &log);
-            match process.wait_for_tcp(super::loopback(port), Duration::from_secs(10)) {
+            match process.wait_for_tcp(crate::loopback(port), Duration::from_secs(10)) {
                 Ok(()) => {
                     return Registry {
                         process,
@@ -248,12 +257,14 @@ impl Registry {
         panic!("docker-registry did not start: {last_err}");
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// `127.0.0.1:PORT` as a socket address.
     pub fn addr(&self) -> SocketAddr {
-        super::loopback(self.port)
+        crate::loopback(self.port)
     }
 
     /// `127.0.0.1:PORT`: the registry host as it appears in image references and secret keys.
@@ -267,10 +278,6 @@ impl Registry {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
     /// The registry's temp dir (`config.yml`, `htpasswd`, `storage/`, `registry.log`).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -281,6 +288,7 @@ impl Registry {
         self.process.logs()
     }
 
+    /// The `docker-registry` process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }

@@ -25,7 +25,7 @@
 //! In 1.6 `ctr content fetch` resolves and downloads **in the ctr process** (the daemon only
 //! stores content), so the registry traffic, its DNS lookups and its proxy environment are
 //! ctr's. [`Containerd::fetch`] runs ctr with an empty environment (no `HTTP(S)_PROXY` of the
-//! caller; add variables with [`FetchOptions::env`]). Use `127.0.0.1:PORT` references and
+//! caller, only `PATH` and `HOME`). Use `127.0.0.1:PORT` references and
 //! hosts.toml `server`/`host` URLs with IPs: ctr resolves names with the system resolver.
 //!
 //! # No cache between fetches
@@ -63,9 +63,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::ChildProcess;
+use crate::process::ChildProcess;
 
+/// The containerd daemon (Debian's `containerd` package).
 pub const CONTAINERD_BIN: &str = "/usr/bin/containerd";
+/// containerd's client, `ctr` (same package).
 pub const CTR_BIN: &str = "/usr/bin/ctr";
 
 /// How long [`Containerd::start`] waits for `ctr version` to answer.
@@ -109,106 +111,67 @@ pub struct Containerd {
 #[derive(Clone, Debug, Default)]
 pub struct FetchOptions {
     /// `--user user:password`. ctr 1.6 prompts on the terminal when the password is empty (and
-    /// reads `":secret"` as the username), so both must be non-empty: use
-    /// [`FetchOptions::refresh`] for an identity token (empty username).
+    /// reads `":secret"` as the username), so both must be non-empty (an identity token would
+    /// need ctr's `--refresh`).
     pub user: Option<(String, String)>,
-    /// `--refresh TOKEN`: empty username, secret = TOKEN (containerd then POSTs
-    /// `grant_type=refresh_token`).
-    pub refresh: Option<String>,
     /// `--plain-http`: default scheme `http` for hosts without a hosts.toml.
     pub plain_http: bool,
-    /// `--skip-verify`.
-    pub skip_verify: bool,
     /// `--hosts-dir DIR`: containerd's `certs.d` layout (`DIR/HOST[:PORT]/hosts.toml`, see
     /// [`hosts_dir`]).
     pub hosts_dir: Option<PathBuf>,
-    /// `--tlscacert FILE`: the only trusted roots for hosts without their own `ca`.
-    pub tls_ca: Option<PathBuf>,
-    /// `--tlscert` / `--tlskey`: client certificate.
-    pub tls_client: Option<(PathBuf, PathBuf)>,
     /// `--debug` (global): ctr logs every registry request and response (`msg="do request"`,
     /// `msg="fetch response received"`, see [`FetchOutcome::requests`]) without changing what
     /// it does. (The progress table on stdout is then off.)
     pub debug: bool,
-    /// `--http-dump` (implies `debug`): full requests and responses in the log, one logrus
-    /// line per dumped line, token exchanges, bodies and `Authorization` headers included (test
-    /// credentials only). Bodies are glued to the next request line, so prefer
-    /// [`FetchOutcome::requests`] (from `debug`) for sequences; use this to read headers.
-    pub http_dump: bool,
     /// Run in this namespace instead of a fresh one (to test what a second fetch sees).
     pub namespace: Option<String>,
     /// Kill ctr after this long (default [`FETCH_TIMEOUT`]).
     pub timeout: Option<Duration>,
-    /// Extra environment variables for ctr (e.g. `HTTPS_PROXY`); the rest is cleared.
-    pub env: Vec<(String, String)>,
 }
 
 impl FetchOptions {
+    /// No options: a fresh namespace, HTTPS first, no credentials, the default timeout.
     pub fn new() -> FetchOptions {
         FetchOptions::default()
     }
 
+    /// Sets [`FetchOptions::user`].
     pub fn user(mut self, user: &str, password: &str) -> FetchOptions {
         assert!(
             !user.is_empty() && !password.is_empty(),
-            "ctr 1.6 --user needs a username and a password (else it prompts); use refresh()"
+            "ctr 1.6 --user needs a username and a password (else it prompts)"
         );
         self.user = Some((user.to_string(), password.to_string()));
         self
     }
 
-    pub fn refresh(mut self, token: &str) -> FetchOptions {
-        self.refresh = Some(token.to_string());
-        self
-    }
-
+    /// Sets [`FetchOptions::plain_http`].
     pub fn plain_http(mut self) -> FetchOptions {
         self.plain_http = true;
         self
     }
 
-    pub fn skip_verify(mut self) -> FetchOptions {
-        self.skip_verify = true;
-        self
-    }
-
+    /// Sets [`FetchOptions::hosts_dir`].
     pub fn hosts_dir(mut self, dir: &Path) -> FetchOptions {
         self.hosts_dir = Some(dir.to_path_buf());
         self
     }
 
-    pub fn tls_ca(mut self, ca_pem_file: &Path) -> FetchOptions {
-        self.tls_ca = Some(ca_pem_file.to_path_buf());
-        self
-    }
-
-    pub fn tls_client(mut self, cert: &Path, key: &Path) -> FetchOptions {
-        self.tls_client = Some((cert.to_path_buf(), key.to_path_buf()));
-        self
-    }
-
+    /// Sets [`FetchOptions::debug`].
     pub fn debug(mut self) -> FetchOptions {
         self.debug = true;
         self
     }
 
-    pub fn http_dump(mut self) -> FetchOptions {
-        self.http_dump = true;
-        self
-    }
-
+    /// Sets [`FetchOptions::namespace`].
     pub fn namespace(mut self, ns: &str) -> FetchOptions {
         self.namespace = Some(ns.to_string());
         self
     }
 
+    /// Sets [`FetchOptions::timeout`].
     pub fn timeout(mut self, t: Duration) -> FetchOptions {
         self.timeout = Some(t);
-        self
-    }
-
-    pub fn env(mut self, key: &str, value: &str) -> FetchOptions {
-        self.env.push((key.to_string(), value.to_string()));
         self
     }
 }
@@ -224,10 +187,11 @@ pub struct FetchOutcome {
     pub timed_out: bool,
     /// Progress table (`resolved`, `done`, `elapsed: …`).
     pub stdout: String,
-    /// Error line `ctr: …` (and, with `http_dump`, the debug log).
+    /// Error line `ctr: …` (and, with `debug`, the debug log).
     pub stderr: String,
     /// The namespace the fetch ran in.
     pub namespace: String,
+    /// How long ctr ran.
     pub elapsed: Duration,
 }
 
@@ -286,7 +250,7 @@ impl FetchOutcome {
 
     /// Registry requests in the order ctr made them, `"HEAD http://127.0.0.1:PORT/v2/…"`
     /// (needs [`FetchOptions::debug`]; `msg="do request"`). Token requests are not logged by
-    /// 1.6: read them from the [`super::TokenIssuer`]. Blob downloads run concurrently, so
+    /// 1.6: read them from the [`crate::TokenIssuer`]. Blob downloads run concurrently, so
     /// only the resolve phase (manifest `HEAD`s) has a fixed order.
     pub fn requests(&self) -> Vec<String> {
         self.log_entries()
@@ -492,6 +456,7 @@ impl Containerd {
         self.process.logs()
     }
 
+    /// The containerd process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
@@ -544,36 +509,18 @@ impl Containerd {
             .clone()
             .unwrap_or_else(|| self.fresh_namespace());
         let mut cmd = self.ctr();
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        if opts.debug || opts.http_dump {
+        if opts.debug {
             cmd.arg("--debug");
         }
         cmd.args(["--namespace", &namespace, "content", "fetch"]);
         if let Some((u, p)) = &opts.user {
             cmd.arg("--user").arg(format!("{u}:{p}"));
         }
-        if let Some(t) = &opts.refresh {
-            cmd.arg("--refresh").arg(t);
-        }
         if opts.plain_http {
             cmd.arg("--plain-http");
         }
-        if opts.skip_verify {
-            cmd.arg("--skip-verify");
-        }
         if let Some(dir) = &opts.hosts_dir {
             cmd.arg("--hosts-dir").arg(dir);
-        }
-        if let Some(ca) = &opts.tls_ca {
-            cmd.arg("--tlscacert").arg(ca);
-        }
-        if let Some((cert, key)) = &opts.tls_client {
-            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
-        }
-        if opts.http_dump {
-            cmd.arg("--http-dump");
         }
         cmd.arg(image_ref);
 

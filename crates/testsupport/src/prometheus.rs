@@ -19,20 +19,20 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::ChildProcess;
+use crate::process::ChildProcess;
 
 /// The Prometheus server binary (from the `prometheus` package).
 pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
 
 /// `deploy/prometheus/rules.yaml` of this repository.
 pub fn rules_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yaml")
+    crate::repo_root().join("deploy/prometheus/rules.yaml")
 }
 
 /// The project's rules rewritten by `deploy/prometheus/fast-rules.sh FOR INTERVAL_SECONDS`: every
 /// `for:` becomes `for_duration`, RegprobeProbeStale's `3 * 300` becomes `3 * interval_secs`.
 pub fn fast_rules(for_duration: &str, interval_secs: u64) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/fast-rules.sh");
+    let script = crate::repo_root().join("deploy/prometheus/fast-rules.sh");
     let rules = std::fs::File::open(rules_path()).expect("open deploy/prometheus/rules.yaml");
     let out = Command::new("bash")
         .arg(&script)
@@ -54,11 +54,14 @@ pub fn fast_rules(for_duration: &str, interval_secs: u64) -> String {
 /// relabeling sets it).
 #[derive(Clone, Debug)]
 pub struct ScrapeTarget {
+    /// The target's `host:port` (loopback).
     pub addr: SocketAddr,
+    /// Target labels, in order.
     pub labels: Vec<(String, String)>,
 }
 
 impl ScrapeTarget {
+    /// A target at `addr` (loopback only) with these labels.
     pub fn new(addr: SocketAddr, labels: &[(&str, &str)]) -> ScrapeTarget {
         assert!(addr.ip().is_loopback(), "scrape targets are loopback only");
         ScrapeTarget {
@@ -80,14 +83,17 @@ pub struct Alert {
     pub state: String,
     /// Every label, `alertname` included.
     pub labels: BTreeMap<String, String>,
+    /// Every annotation (`summary`, `description`, ...).
     pub annotations: BTreeMap<String, String>,
 }
 
 impl Alert {
+    /// Label `name`, if the alert has it.
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels.get(name).map(String::as_str)
     }
 
+    /// Whether the alert is firing (not just pending).
     pub fn is_firing(&self) -> bool {
         self.state == "firing"
     }
@@ -98,7 +104,7 @@ pub struct Prometheus {
     // Field order matters: the process dies before its directory is removed.
     process: ChildProcess,
     port: u16,
-    dir: TempDir,
+    _dir: TempDir,
 }
 
 fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {
@@ -148,7 +154,7 @@ impl Prometheus {
         let mut last_err = String::new();
         // The free port may be taken between our probe and Prometheus's bind: retry.
         for _attempt in 0..3 {
-            let port = super::free_port();
+            let port = crate::free_port();
             let data = dir.path().join("data");
             let _ = std::fs::remove_dir_all(&data);
             let log = dir.path().join("prometheus.log");
@@ -162,14 +168,14 @@ impl Prometheus {
                 .env("PATH", "/usr/bin:/bin")
                 .current_dir(dir.path());
             let mut process = ChildProcess::spawn("prometheus", cmd, &log);
-            let addr = super::loopback(port);
+            let addr = crate::loopback(port);
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Some(status) = process.exited() {
                     last_err = format!("prometheus exited ({status}); output:\n{}", process.logs());
                     break;
                 }
-                let ready = super::http::request_with_timeout(
+                let ready = crate::http::request_with_timeout(
                     addr,
                     "GET",
                     "/-/ready",
@@ -180,7 +186,11 @@ impl Prometheus {
                 .map(|r| r.status == 200)
                 .unwrap_or(false);
                 if ready {
-                    return Prometheus { process, port, dir };
+                    return Prometheus {
+                        process,
+                        port,
+                        _dir: dir,
+                    };
                 }
                 if Instant::now() >= deadline {
                     last_err = format!(
@@ -199,17 +209,9 @@ impl Prometheus {
         panic!("prometheus did not start: {last_err}");
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
+    /// `127.0.0.1:PORT` of its web UI and HTTP API.
     pub fn addr(&self) -> SocketAddr {
-        super::loopback(self.port)
-    }
-
-    /// The temp dir (`prometheus.yml`, `rules.yaml`, `data/`, `prometheus.log`).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        crate::loopback(self.port)
     }
 
     /// What Prometheus logged so far.
@@ -219,7 +221,7 @@ impl Prometheus {
 
     /// `GET path`, expecting a `{"status":"success","data":...}` answer; returns `data`.
     pub fn api_get(&self, path: &str) -> Result<serde_json::Value, String> {
-        let r = super::http::request(self.addr(), "GET", path, &[], b"")
+        let r = crate::http::request(self.addr(), "GET", path, &[], b"")
             .map_err(|e| format!("GET {path}: {e}"))?;
         let body: serde_json::Value = serde_json::from_slice(&r.body)
             .map_err(|e| format!("GET {path}: {} not JSON ({e}): {}", r.status, r.text()))?;
@@ -252,13 +254,5 @@ impl Prometheus {
                 }
             })
             .collect())
-    }
-
-    /// Instant query: `data.result` of `GET /api/v1/query?query=...`.
-    pub fn query(&self, promql: &str) -> Result<serde_json::Value, String> {
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", promql)
-            .finish();
-        Ok(self.api_get(&format!("/api/v1/query?{q}"))?["result"].clone())
     }
 }

@@ -17,7 +17,7 @@ pub const PROXY_VARS: [&str; 6] = [
 
 /// A `regprobe` command with the environment's proxy variables removed.
 pub fn regprobe() -> Command {
-    let mut cmd = Command::new(super::regprobe_bin());
+    let mut cmd = Command::new(crate::regprobe_bin());
     for k in PROXY_VARS {
         cmd.env_remove(k);
     }
@@ -57,7 +57,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `regprobe serve ARGS --listen 127.0.0.1:PORT`, its standard error to `stderr`.
     pub fn start(args: &[&str], stderr: Stdio) -> Daemon {
-        let port = super::free_port();
+        let port = crate::free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = regprobe()
             .arg("serve")
@@ -73,7 +73,7 @@ impl Daemon {
 
     /// The body of `GET path`, or `""` when it does not answer (yet).
     pub fn get(&self, path: &str) -> String {
-        super::http::request(self.addr, "GET", path, &[], b"")
+        crate::http::request(self.addr, "GET", path, &[], b"")
             .map(|r| r.text())
             .unwrap_or_default()
     }

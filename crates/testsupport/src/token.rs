@@ -10,9 +10,10 @@
 //! It answers `{"token","access_token","expires_in","issued_at"}` (plus `scope` on POST and
 //! `refresh_token` when offline access was asked and the user has one). The token is an ES256
 //! JWT whose header carries `x5c = [base64 DER of the signing certificate]`; that certificate is
-//! written to [`TokenIssuer::rootcertbundle`], the file the registry's `auth.token.rootcertbundle`
-//! names, so distribution 2.8 accepts the tokens. Claims: `iss`, `sub`, `aud` (= service), `exp`,
-//! `nbf`, `iat`, `jti`, `access` (the requested actions the user was granted, per repository).
+//! written to the `rootcertbundle` of [`TokenIssuer::registry_auth`], the file the registry's
+//! `auth.token.rootcertbundle` names, so distribution 2.8 accepts the tokens. Claims: `iss`,
+//! `sub`, `aud` (= service), `exp`, `nbf`, `iat`, `jti`, `access` (the requested actions the
+//! user was granted, per repository).
 //!
 //! ```ignore
 //! let issuer = TokenIssuer::start(
@@ -33,7 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,8 +50,8 @@ use rcgen::{CertificateParams, DnType, KeyPair};
 use serde::Serialize;
 use tempfile::TempDir;
 
-use super::registry::Auth;
-use super::rt::{bind_tcp, serve_router, Task};
+use crate::registry::Auth;
+use crate::rt::{bind_tcp, serve_router, Task};
 
 /// How the token issuer treats one user, to imitate real token services' failures.
 ///
@@ -99,10 +100,13 @@ pub enum Behaviour {
 /// A user of the token issuer, with per-repository grants.
 #[derive(Clone, Debug)]
 pub struct TokenUser {
+    /// Username (`""` for the anonymous user).
     pub name: String,
+    /// Password.
     pub password: String,
     /// repository name (or `*` for any) -> granted actions (`pull`, `push`, `delete`, `*`)
     pub grants: HashMap<String, Vec<String>>,
+    /// How the issuer treats this user.
     pub behaviour: Behaviour,
     /// A refresh (identity) token that logs this user in via `grant_type=refresh_token` (or
     /// via GET with Basic `:<token>`, empty username).
@@ -110,6 +114,7 @@ pub struct TokenUser {
 }
 
 impl TokenUser {
+    /// A user with no grants who gets [`Behaviour::Normal`].
     pub fn new(name: &str, password: &str) -> TokenUser {
         TokenUser {
             name: name.to_string(),
@@ -129,19 +134,23 @@ impl TokenUser {
         self
     }
 
+    /// Grants `pull` on `repo`.
     pub fn pull(self, repo: &str) -> TokenUser {
         self.grant(repo, &["pull"])
     }
 
+    /// Grants `pull` and `push` on `repo`.
     pub fn push(self, repo: &str) -> TokenUser {
         self.grant(repo, &["pull", "push"])
     }
 
+    /// Sets [`TokenUser::behaviour`].
     pub fn behaviour(mut self, b: Behaviour) -> TokenUser {
         self.behaviour = b;
         self
     }
 
+    /// Sets [`TokenUser::refresh_token`].
     pub fn refresh_token(mut self, token: &str) -> TokenUser {
         self.refresh_token = Some(token.to_string());
         self
@@ -174,6 +183,7 @@ pub struct TokenIssuerOptions {
     pub issuer: String,
     /// `expires_in` of issued tokens, seconds. Default 300.
     pub expires_in: u64,
+    /// The users who can log in.
     pub users: Vec<TokenUser>,
     /// Grants of anonymous requests (GET without Basic); `None` = anonymous gets 401.
     /// Default: `Some` with no grants (Docker Hub style: a token with an empty access list).
@@ -193,43 +203,32 @@ impl Default for TokenIssuerOptions {
 }
 
 impl TokenIssuerOptions {
+    /// The defaults (see the fields).
     pub fn new() -> TokenIssuerOptions {
         TokenIssuerOptions::default()
     }
 
+    /// Adds a user.
     pub fn user(mut self, u: TokenUser) -> Self {
         self.users.push(u);
         self
     }
 
+    /// Sets [`TokenIssuerOptions::service`].
     pub fn service(mut self, s: &str) -> Self {
         self.service = s.into();
         self
     }
 
+    /// Sets [`TokenIssuerOptions::issuer`].
     pub fn issuer(mut self, s: &str) -> Self {
         self.issuer = s.into();
         self
     }
 
+    /// Sets [`TokenIssuerOptions::expires_in`].
     pub fn expires_in(mut self, secs: u64) -> Self {
         self.expires_in = secs;
-        self
-    }
-
-    /// Anonymous requests may pull `repo`.
-    pub fn anonymous_pull(mut self, repo: &str) -> Self {
-        let anon = self
-            .anonymous
-            .take()
-            .unwrap_or_else(|| TokenUser::new("", ""));
-        self.anonymous = Some(anon.pull(repo));
-        self
-    }
-
-    /// Anonymous requests get 401 (the token service demands credentials).
-    pub fn deny_anonymous(mut self) -> Self {
-        self.anonymous = None;
         self
     }
 }
@@ -242,13 +241,17 @@ pub struct TokenRequest {
     /// `issued`, `unauthorized`, `forbidden`, `rate_limited`, `server_error`, `html`,
     /// `not_found`, `method_not_allowed`, `no_token`, `bad_request`, `hang`.
     pub outcome: String,
+    /// The HTTP status it was answered with.
     pub status: u16,
     /// Username from Basic auth or the POST form (`None` = anonymous or refresh token).
     pub user: Option<String>,
     /// POST `grant_type`.
     pub grant_type: Option<String>,
+    /// The `service` parameter.
     pub service: Option<String>,
+    /// Every `scope` parameter, in order.
     pub scopes: Vec<String>,
+    /// The `client_id` parameter.
     pub client_id: Option<String>,
     /// GET `account` parameter (containers/image, regclient send it).
     pub account: Option<String>,
@@ -341,10 +344,12 @@ impl TokenIssuer {
         }
     }
 
+    /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -354,21 +359,18 @@ impl TokenIssuer {
         format!("http://127.0.0.1:{}/token", self.port())
     }
 
-    /// The realm under another host name, e.g. `auth.test` served by [`super::Dns`]:
+    /// The realm under another host name, e.g. `auth.test` served by [`crate::Dns`]:
     /// `http://auth.test:PORT/token`.
     pub fn realm_at(&self, host: &str) -> String {
         format!("http://{host}:{}/token", self.port())
     }
 
-    /// PEM file with the token-signing certificate (the registry's `rootcertbundle`).
-    pub fn rootcertbundle(&self) -> &Path {
-        &self.rootcertbundle
-    }
-
+    /// The `service` it issues tokens for (their `aud`).
     pub fn service(&self) -> String {
         self.state.opts.lock().unwrap().service.clone()
     }
 
+    /// The tokens' `iss`.
     pub fn issuer_name(&self) -> String {
         self.state.opts.lock().unwrap().issuer.clone()
     }
@@ -386,24 +388,6 @@ impl TokenIssuer {
             issuer: self.issuer_name(),
             rootcertbundle: self.rootcertbundle.clone(),
         }
-    }
-
-    /// Changes a user's behaviour from now on (panics on an unknown user).
-    pub fn set_behaviour(&self, user: &str, b: Behaviour) {
-        let mut opts = self.state.opts.lock().unwrap();
-        let u = opts
-            .users
-            .iter_mut()
-            .find(|u| u.name == user)
-            .unwrap_or_else(|| panic!("no token user {user:?}"));
-        u.behaviour = b;
-    }
-
-    /// Adds a user, or replaces the one with the same name (e.g. a rotated password).
-    pub fn upsert_user(&self, user: TokenUser) {
-        let mut opts = self.state.opts.lock().unwrap();
-        opts.users.retain(|u| u.name != user.name);
-        opts.users.push(user);
     }
 
     /// Every request seen so far, in order.
@@ -437,6 +421,7 @@ impl TokenIssuer {
         m
     }
 
+    /// Forgets the requests seen so far.
     pub fn reset_counts(&self) {
         self.state.log.lock().unwrap().clear();
     }
@@ -488,7 +473,7 @@ fn sign_token(
     user: &TokenUser,
     scopes: &[String],
 ) -> String {
-    let now = super::unix_now();
+    let now = crate::unix_now();
     let mut access = Vec::new();
     for s in scopes {
         if let Some((kind, name, actions)) = parse_scope(s) {
@@ -725,7 +710,7 @@ async fn handle(
     };
 
     let token = sign_token(&state, &opts, &user, &scopes);
-    let now = super::unix_now();
+    let now = crate::unix_now();
     let mut body = serde_json::Map::new();
     match behaviour {
         Behaviour::NoToken => {}
@@ -738,7 +723,7 @@ async fn handle(
         }
     }
     body.insert("expires_in".into(), opts.expires_in.into());
-    body.insert("issued_at".into(), super::rfc3339(now).into());
+    body.insert("issued_at".into(), crate::rfc3339(now).into());
     if is_post {
         body.insert("scope".into(), scopes.join(" ").into());
     }

@@ -14,11 +14,14 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
-use super::registry::Registry;
+use crate::registry::Registry;
 
+/// The skopeo binary (Debian's `skopeo` package).
 pub const SKOPEO_BIN: &str = "/usr/bin/skopeo";
 
+/// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of a Docker schema 2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// Manifest format in the registry.
@@ -39,6 +42,7 @@ pub struct PushOptions {
     /// Verify TLS with the CA certificates in this dir (`--dest-cert-dir`); `None` = do not
     /// verify (`--dest-tls-verify=false`: HTTPS without checks, falling back to plain HTTP).
     pub cert_dir: Option<PathBuf>,
+    /// Manifest format the registry stores.
     pub format: ManifestFormat,
 }
 
@@ -47,10 +51,13 @@ pub struct PushOptions {
 pub struct PushedImage {
     /// `HOST/REPO:TAG`, e.g. `127.0.0.1:5000/team/app:1`.
     pub reference: String,
+    /// The repository (`team/app`).
     pub repository: String,
+    /// The tag (`1`).
     pub tag: String,
     /// Manifest digest in the registry (`sha256:…`).
     pub digest: String,
+    /// Media type of that manifest ([`OCI_MANIFEST`] or [`DOCKER_MANIFEST`]).
     pub media_type: &'static str,
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::process::ChildProcess;
+use crate::process::ChildProcess;
 
 /// Path of the proxy binary.
 pub const TINYPROXY_BIN: &str = "/usr/bin/tinyproxy";
@@ -40,7 +40,7 @@ impl Proxy {
             .prefix("regprobe-proxy-")
             .tempdir()
             .unwrap();
-        let port = super::free_port();
+        let port = crate::free_port();
         let policy_lines = match policy {
             ProxyPolicy::Only443 => "ConnectPort 443\n",
             ProxyPolicy::RequireAuth => "BasicAuth proxyuser proxy-S3cret\n",

@@ -17,9 +17,11 @@ use base64::Engine;
 /// A response read to the end of the connection.
 #[derive(Clone, Debug)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// Header names as sent; look them up with [`Response::header`] (case-insensitive).
     pub headers: Vec<(String, String)>,
+    /// The body (de-chunked; empty for `HEAD`).
     pub body: Vec<u8>,
 }
 
@@ -32,6 +34,7 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Body as (lossy) UTF-8 text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
