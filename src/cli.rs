@@ -1,22 +1,26 @@
-//! Command-line interface: `regprobe serve` and `regprobe check`.
+//! Command-line interface: the flags of `regprobe serve` and `regprobe check`, and `check`'s
+//! output choice and exit status.
 //!
 //! Flags follow `shared/spec/metrics.md` ("Inputs", "Commands"); flags added beyond the
 //! contract are documented in the README. Exit status of `check`: 0 when every probe
 //! succeeded, 1 when any failed, 2 on a usage or configuration error ([`ExitCode`]).
+//!
+//! Flags become [`Inputs`] ([`InputArgs::to_inputs`]); reading is [`crate::inputs`], planning
+//! [`crate::plan`], running [`crate::run`], the verdicts [`crate::report`]. What stays here
+//! besides the flags: the pod context each image diagnosis is given and the JSON object of
+//! `check --output json` for images (both belong with [`crate::report`]).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::plan::{host_of, invalid_result, plan, plan_images, ImagePlan, Plan};
-use crate::podspec::{PodSpecError, Workload};
-use crate::probe::credential::{probe_credential, CredentialTarget, ProbeEnv};
-use crate::probe::pull::probe_image;
-use crate::probe::tls::NodeRoots;
-use crate::probe::transport::{ResolveOverride, Timeouts, Transport, TransportOptions};
+use crate::inputs::{InputPaths, Inputs, Loaded, Network};
+use crate::plan::pod::{follow_ups, plan_pods, FollowUps, PlannedImage};
+use crate::plan::{invalid_result, plan};
+use crate::podspec::Workload;
+use crate::probe::transport::ResolveOverride;
 use crate::probe::ProbeResult;
 use crate::report::diagnosis::{
     diagnose_credential, diagnose_image, Context, ImageDiagnosis, ImageFacts, ImageInput,
@@ -26,14 +30,7 @@ use crate::report::status::{ImageCheckDoc, MissingSecret};
 use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
 };
-use crate::secrets::{load_all, load_all_with_warnings, Keyring, LoadError, Secret, SecretSources};
-
-/// Default mount point of the pull secrets in the DaemonSet.
-pub const DEFAULT_SECRETS_DIR: &str = "/etc/regprobe/secrets";
-/// Default node keyring (kubelet's `--root-dir`/config.json).
-pub const DEFAULT_NODE_CONFIG: &str = "/var/lib/kubelet/config.json";
-/// Default containerd host configuration roots (containerd's Linux `config_path` default).
-pub const DEFAULT_HOSTS_DIRS: [&str; 2] = ["/etc/containerd/certs.d", "/etc/docker/certs.d"];
+use crate::run::{log_result, run_plan, run_planned};
 
 /// Process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,139 +220,28 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{s:?} is not an IP address or ADDR:PORT"))
 }
 
-/// A configuration error: explicit inputs missing or unreadable, or a bad setting.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A secret input.
-    #[error(transparent)]
-    Secrets(#[from] crate::secrets::LoadError),
-    /// The host configuration.
-    #[error(transparent)]
-    Hosts(#[from] crate::hosts::HostsError),
-    /// A directory named with `--hosts-dir` does not exist.
-    #[error("--hosts-dir {0}: no such directory")]
-    HostsDirMissing(PathBuf),
-    /// The transport could not be built.
-    #[error(transparent)]
-    Transport(#[from] crate::probe::transport::TransportInitError),
-    /// A `--image` is not a valid reference.
-    #[error(transparent)]
-    Image(#[from] crate::plan::ImagePlanError),
-}
-
 impl InputArgs {
-    /// The secret sources: explicit ones, plus the defaults that exist (unless disabled).
-    pub fn sources(&self) -> SecretSources {
-        let mut secrets_dirs = self.secrets_dirs.clone();
-        if secrets_dirs.is_empty()
-            && !self.no_default_paths
-            && Path::new(DEFAULT_SECRETS_DIR).is_dir()
-        {
-            secrets_dirs.push(DEFAULT_SECRETS_DIR.into());
-        }
-        let node_config = self.node_config.clone().or_else(|| {
-            (!self.no_default_paths && Path::new(DEFAULT_NODE_CONFIG).is_file())
-                .then(|| DEFAULT_NODE_CONFIG.into())
-        });
-        SecretSources {
-            secrets_dirs,
-            secret_files: self.secrets.clone(),
-            node_config,
-        }
-    }
-
-    /// The host configuration roots: explicit ones (which must exist), or the defaults that exist.
-    pub fn hosts_dirs(&self) -> Result<Vec<PathBuf>, ConfigError> {
-        for d in &self.hosts_dirs {
-            if !d.is_dir() {
-                return Err(ConfigError::HostsDirMissing(d.clone()));
-            }
-        }
-        if !self.hosts_dirs.is_empty() || self.no_default_paths {
-            return Ok(self.hosts_dirs.clone());
-        }
-        Ok(DEFAULT_HOSTS_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.is_dir())
-            .collect())
-    }
-
-    /// Builds what every probe shares.
-    pub fn probe_env(&self) -> Result<ProbeEnv, ConfigError> {
-        let transport = Transport::new(TransportOptions {
-            dns_server: self.dns_server,
-            overrides: self.resolve.clone(),
-            timeouts: Timeouts::default(),
-            no_proxy: self.no_proxy,
-            user_agent: String::new(),
-        })?;
-        Ok(ProbeEnv {
-            transport: Arc::new(transport),
-            tls: Arc::new(crate::probe::exchange::TlsConfigs::new(NodeRoots::load())),
-            timeout: self.timeout,
-        })
-    }
-
-    /// Loads secrets and plans the probes: credential probes, and image probes for `--image`.
-    pub fn load(&self, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
-        let secrets: Vec<Secret> = load_all(&self.sources())?;
-        let dirs = self.hosts_dirs()?;
-        let p = plan(&secrets, &dirs, only)?;
-        let images = plan_images(&self.images, &secrets, &dirs)?;
-        Ok((p, images))
-    }
-}
-
-/// Runs every credential probe of `plan` with at most `concurrency` in flight, returning the
-/// results in plan order, invalid secrets first.
-pub async fn run_plan(env: &ProbeEnv, plan: &Plan, concurrency: usize) -> Vec<ProbeResult> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut handles = Vec::new();
-    for t in &plan.targets {
-        let env = env.clone();
-        let t = t.clone();
-        let sem = Arc::clone(&sem);
-        handles.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            probe_credential(&env, &t).await
-        }));
-    }
-    let mut results = plan.invalid.clone();
-    for h in handles {
-        match h.await {
-            Ok(r) => results.push(r),
-            Err(e) => tracing::error!(error = %e, "a probe task failed"),
+    /// The resolved inputs of these flags ([`Inputs`]); default paths are added when read.
+    pub fn to_inputs(&self) -> Inputs {
+        Inputs {
+            paths: InputPaths {
+                secrets_dirs: self.secrets_dirs.clone(),
+                secret_files: self.secrets.clone(),
+                node_config: self.node_config.clone(),
+                hosts_dirs: self.hosts_dirs.clone(),
+                default_paths: !self.no_default_paths,
+            },
+            network: Network {
+                timeout: self.timeout,
+                dns_server: self.dns_server,
+                resolve: self.resolve.clone(),
+                no_proxy: self.no_proxy,
+            },
+            concurrency: self.concurrency as usize,
+            images: self.images.clone(),
+            audit_all: self.audit_all,
         }
     }
-    results
-}
-
-/// Runs kubelet's pull loop for every image plan, at most `concurrency` images at once.
-/// Returns the results of each image, in plan order.
-pub async fn run_images(
-    env: &ProbeEnv,
-    images: &[ImagePlan],
-    audit_all: bool,
-    concurrency: usize,
-) -> Vec<Vec<ProbeResult>> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut handles = Vec::new();
-    for p in images {
-        let (env, p, sem) = (env.clone(), p.clone(), Arc::clone(&sem));
-        handles.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            probe_image(&env, &p.attempts, &p.key_verdicts, audit_all).await
-        }));
-    }
-    let mut out = Vec::new();
-    for h in handles {
-        match h.await {
-            Ok(r) => out.push(r),
-            Err(e) => tracing::error!(error = %e, "an image probe task failed"),
-        }
-    }
-    out
 }
 
 /// `regprobe check`: one cycle, printed as a step-by-step diagnosis; returns the exit status.
@@ -364,123 +250,37 @@ pub async fn run_images(
 /// ([`check_images`]); otherwise each `(secret, registry)` credential is walked through the
 /// `/v2/` handshake.
 pub async fn check(args: CheckArgs) -> ExitCode {
-    let inputs = match CheckInputs::load(&args) {
-        Ok(x) => x,
+    let resolved = args.inputs.to_inputs();
+    let inputs = match resolved.read(&args.pod_specs) {
+        Ok(x) => CheckInputs::new(x),
         Err(e) => return config_error(e),
     };
-    if !args.inputs.images.is_empty() || !args.pod_specs.is_empty() {
-        return check_images(&args, &inputs).await;
+    if !resolved.images.is_empty() || !args.pod_specs.is_empty() {
+        return check_images(&args, &resolved, &inputs).await;
     }
-    check_credentials(&args, &inputs).await
+    check_credentials(&args, &resolved, &inputs).await
 }
 
-/// What `check` reads before probing: secrets (with their shape and load time), the host
-/// configuration roots, and the workloads of `--pod-spec`.
+/// What `check` read, with each secret's shape and load time for the diagnosis.
 struct CheckInputs {
-    secrets: Vec<Secret>,
+    loaded: Loaded,
     infos: Vec<SecretInfo>,
-    warnings: Vec<String>,
-    hosts_dirs: Vec<PathBuf>,
-    workloads: Vec<Workload>,
 }
 
 impl CheckInputs {
-    fn load(args: &CheckArgs) -> Result<CheckInputs, String> {
-        let sources = args.inputs.sources();
-        let stdin_readers = sources
-            .secret_files
+    fn new(loaded: Loaded) -> CheckInputs {
+        let infos = loaded
+            .secrets
             .iter()
-            .chain(&args.pod_specs)
-            .filter(|p| p.as_os_str() == "-")
-            .count();
-        if stdin_readers > 1 {
-            return Err("--secret - / --pod-spec -: standard input can be read only once".into());
-        }
-        let TimedSecrets {
-            secrets,
-            seconds: times,
-            mut warnings,
-        } = load_secrets_timed(&sources).map_err(|e| e.to_string())?;
-        let hosts_dirs = args.inputs.hosts_dirs().map_err(|e| e.to_string())?;
-        let mut workloads = Vec::new();
-        for path in &args.pod_specs {
-            let specs = crate::podspec::load(path).map_err(|e: PodSpecError| e.to_string())?;
-            warnings.extend(specs.warnings);
-            workloads.extend(specs.workloads);
-        }
-        let infos = secrets
-            .iter()
-            .zip(&times)
+            .zip(&loaded.seconds)
             .map(|(s, t)| SecretInfo::new(s, *t))
             .collect();
-        Ok(CheckInputs {
-            secrets,
-            infos,
-            warnings,
-            hosts_dirs,
-            workloads,
-        })
+        CheckInputs { loaded, infos }
     }
 
     fn info(&self, id: Option<&str>) -> Option<&SecretInfo> {
         id.and_then(|id| self.infos.iter().find(|i| i.id == id))
     }
-}
-
-/// Secrets with the time each took to read and parse, and the input warnings.
-struct TimedSecrets {
-    secrets: Vec<Secret>,
-    seconds: Vec<f64>,
-    warnings: Vec<String>,
-}
-
-/// Loads every secret source one at a time, to time each: the secrets come in the order of
-/// [`load_all`]; a directory's time is shared by its secrets.
-fn load_secrets_timed(sources: &SecretSources) -> Result<TimedSecrets, LoadError> {
-    let mut secrets = Vec::new();
-    let mut times = Vec::new();
-    let mut warnings = Vec::new();
-    let mut one = |src: SecretSources| -> Result<(), LoadError> {
-        let started = Instant::now();
-        let loaded = load_all_with_warnings(&src)?;
-        let each = started.elapsed().as_secs_f64() / loaded.secrets.len().max(1) as f64;
-        times.extend(std::iter::repeat_n(each, loaded.secrets.len()));
-        secrets.extend(loaded.secrets);
-        warnings.extend(loaded.warnings);
-        Ok(())
-    };
-    for d in &sources.secrets_dirs {
-        one(SecretSources {
-            secrets_dirs: vec![d.clone()],
-            ..SecretSources::default()
-        })?;
-    }
-    for f in &sources.secret_files {
-        one(SecretSources {
-            secret_files: vec![f.clone()],
-            ..SecretSources::default()
-        })?;
-    }
-    if let Some(n) = &sources.node_config {
-        one(SecretSources {
-            node_config: Some(n.clone()),
-            ..SecretSources::default()
-        })?;
-    }
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for s in &secrets {
-        *counts.entry(s.id.as_str()).or_default() += 1;
-    }
-    for (id, n) in counts.into_iter().filter(|(_, n)| *n > 1) {
-        warnings.push(format!(
-            "secret id \"{id}\" is used by {n} inputs; their metrics share the same secret label"
-        ));
-    }
-    Ok(TimedSecrets {
-        secrets,
-        seconds: times,
-        warnings,
-    })
 }
 
 fn style_of(args: &CheckArgs) -> Style {
@@ -498,8 +298,9 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 /// `check` without images: each `(secret, registry)` credential walked through the handshake.
-async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
-    let plan = match plan(&inputs.secrets, &inputs.hosts_dirs, &args.registries) {
+async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs) -> ExitCode {
+    let loaded = &inputs.loaded;
+    let plan = match plan(&loaded.secrets, &loaded.hosts_dirs, &args.registries) {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
@@ -513,12 +314,12 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
         }
         return ExitCode::Config;
     }
-    let env = match args.inputs.probe_env() {
+    let env = match resolved.probe_env() {
         Ok(e) => e,
         Err(e) => return config_error(e),
     };
     let started = Instant::now();
-    let results = run_plan(&env, &plan, args.inputs.concurrency as usize).await;
+    let results = run_plan(&env, &plan, resolved.concurrency).await;
     tracing::debug!(elapsed = ?started.elapsed(), probes = results.len(), "check finished");
     for r in &results {
         log_result(r);
@@ -531,7 +332,7 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     let failed = results.iter().any(|r| !r.success);
     match args.output {
         Output::Json => {
-            for w in &inputs.warnings {
+            for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
             print_json(&crate::report::status::with_diagnoses(&results, walks));
@@ -541,7 +342,7 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
             for (r, w) in results.iter().zip(&walks) {
                 println!("{}", render_walk(r, w, style));
             }
-            let mut warnings = inputs.warnings.clone();
+            let mut warnings = loaded.warnings.clone();
             warnings.extend(plan.warnings.iter().cloned());
             print!(
                 "{}",
@@ -562,170 +363,12 @@ async fn check_credentials(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     }
 }
 
-/// One image to walk: from `--image` (with every secret given) or from a `--pod-spec` workload
-/// (with the secrets it lists, plus the node's `config.json`).
-struct ImageJob {
-    image: String,
-    workload: Option<usize>,
-    containers: Vec<String>,
-    /// Indices into the secrets kubelet uses: pod secrets in `imagePullSecrets` order, then the
-    /// node's.
-    used: Vec<usize>,
-    /// Indices of secrets given but not listed by the pod.
-    unreferenced: Vec<usize>,
-    /// Names the pod lists that were not given.
-    missing: Vec<String>,
-}
-
-fn image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Vec<ImageJob> {
-    let is_node = |s: &Secret| s.id == crate::secrets::keyring::NODE_SECRET_ID;
-    let mut jobs: Vec<ImageJob> = args
-        .inputs
-        .images
-        .iter()
-        .map(|image| ImageJob {
-            image: image.clone(),
-            workload: None,
-            containers: Vec::new(),
-            used: (0..inputs.secrets.len()).collect(),
-            unreferenced: Vec::new(),
-            missing: Vec::new(),
-        })
-        .collect();
-    for (wi, w) in inputs.workloads.iter().enumerate() {
-        let mut used = Vec::new();
-        let mut missing = Vec::new();
-        for name in &w.pull_secrets {
-            let found: Vec<usize> = inputs
-                .secrets
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| &s.id == name && !is_node(s))
-                .map(|(i, _)| i)
-                .collect();
-            if found.is_empty() {
-                missing.push(name.clone());
-            }
-            used.extend(found);
-        }
-        used.extend(
-            inputs
-                .secrets
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| is_node(s))
-                .map(|(i, _)| i),
-        );
-        let unreferenced: Vec<usize> = (0..inputs.secrets.len())
-            .filter(|i| !used.contains(i))
-            .collect();
-        for img in &w.images {
-            jobs.push(ImageJob {
-                image: img.image.clone(),
-                workload: Some(wi),
-                containers: img.containers.clone(),
-                used: used.clone(),
-                unreferenced: unreferenced.clone(),
-                missing: missing.clone(),
-            });
-        }
-    }
-    jobs
-}
-
-/// Whether an image's registry passes `check --registry`.
-fn image_selected(only: &[String], domain: &str) -> bool {
-    only.is_empty()
-        || only
-            .iter()
-            .any(|o| o == domain || host_of(o) == domain || host_of(o) == host_of(domain))
-}
-
-/// A planned image: its job, the kubelet plan and the facts the verdict needs.
-struct PlannedImage {
-    job: ImageJob,
-    plan: ImagePlan,
-    facts: ImageFacts,
-    verdicts: Vec<crate::secrets::KeyVerdict>,
-    unreferenced_matches: Vec<(String, String)>,
-    /// The first pod secret that does not parse: kubelet fails the pull before any request.
-    invalid: Option<ProbeResult>,
-}
-
-fn plan_image_jobs(args: &CheckArgs, inputs: &CheckInputs) -> Result<Vec<PlannedImage>, String> {
-    let mut out = Vec::new();
-    for job in image_jobs(args, inputs) {
-        let r = crate::reference::parse(&job.image).map_err(|error| {
-            let at = match job.workload.map(|w| &inputs.workloads[w]) {
-                Some(w) => format!(
-                    "--pod-spec {}: {} ({}): image",
-                    w.source.display(),
-                    w.title(),
-                    job.containers.join(", ")
-                ),
-                None => "--image".to_string(),
-            };
-            format!("{at} {:?}: {error}", job.image)
-        })?;
-        if !image_selected(&args.registries, r.namespace()) {
-            continue;
-        }
-        let used: Vec<Secret> = job
-            .used
-            .iter()
-            .map(|&i| inputs.secrets[i].clone())
-            .collect();
-        let unreferenced: Vec<Secret> = job
-            .unreferenced
-            .iter()
-            .map(|&i| inputs.secrets[i].clone())
-            .collect();
-        let plan = plan_images(std::slice::from_ref(&job.image), &used, &inputs.hosts_dirs)
-            .map_err(|e| e.to_string())?
-            .pop()
-            .ok_or_else(|| format!("{}: nothing planned", job.image))?;
-        let repo = r.repo_to_pull();
-        let verdicts = Keyring::new(&used).explain(&repo);
-        let mut unreferenced_matches: Vec<(String, String)> = Vec::new();
-        for m in Keyring::new(&unreferenced).lookup(&repo) {
-            if !unreferenced_matches.iter().any(|(s, _)| *s == m.secret) {
-                unreferenced_matches.push((m.secret, m.key));
-            }
-        }
-        let invalid = used
-            .iter()
-            .filter(|s| s.id != crate::secrets::keyring::NODE_SECRET_ID)
-            .find_map(|s| {
-                s.entries
-                    .as_ref()
-                    .err()
-                    .map(|e| invalid_result(&s.id, &e.to_string()))
-            });
-        out.push(PlannedImage {
-            facts: ImageFacts {
-                image: job.image.clone(),
-                domain: r.namespace().to_string(),
-                repository: r.path().to_string(),
-                reference: r.reference().to_string(),
-                mismatches: Vec::new(),
-                mismatch_user: None,
-                mismatch_secret: None,
-            },
-            job,
-            plan,
-            verdicts,
-            unreferenced_matches,
-            invalid,
-        });
-    }
-    Ok(out)
-}
-
 /// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
 /// from DNS to the manifest `HEAD` (the credential's `/v2/` handshake, then containerd's
 /// manifest request). Exit 0 when every image would pull and every secret given parses.
-async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
-    let planned = match plan_image_jobs(args, inputs) {
+async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs) -> ExitCode {
+    let loaded = &inputs.loaded;
+    let planned = match plan_pods(&resolved.images, loaded, &args.registries) {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
@@ -740,122 +383,21 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
         );
         return ExitCode::Config;
     }
-    let env = match args.inputs.probe_env() {
+    let env = match resolved.probe_env() {
         Ok(e) => e,
         Err(e) => return config_error(e),
     };
-    let concurrency = args.inputs.concurrency as usize;
+    let concurrency = resolved.concurrency;
     // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
     //    block.
-    let runnable: Vec<usize> = (0..planned.len())
-        .filter(|&i| planned[i].invalid.is_none())
-        .collect();
-    let plans: Vec<ImagePlan> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
-    let pulled = run_images(&env, &plans, args.inputs.audit_all, concurrency).await;
-    let mut pulls: Vec<Vec<ProbeResult>> = vec![Vec::new(); planned.len()];
-    for (i, rs) in runnable.into_iter().zip(pulled) {
-        pulls[i] = rs;
-    }
-    // 2. the `/v2/` handshake of each credential an attempt used, once per (secret, key, host),
-    //    when it tells more than the pull: the pull worked, or it was refused for permission
-    //    (does the credential itself work?). After a refused login, a network failure or a
-    //    broken registry the pull's own requests show where it broke; repeating the login would
-    //    add failed logins (lockout policies), waits (timeouts) and load (429).
-    let mut cred_plan = Plan::default();
-    let mut cred_index: Vec<Vec<Option<usize>>> = Vec::new();
-    let mut seen: Vec<(String, String, String)> = Vec::new();
-    for (p, rs) in planned.iter().zip(&pulls) {
-        let mut row = Vec::new();
-        for (attempt, pull) in p.plan.attempts.iter().zip(rs) {
-            if !(pull.success || pull.class == Some(crate::probe::Class::Permission)) {
-                row.push(None);
-                continue;
-            }
-            let (Some(secret), Some(cred), Some(host)) = (
-                attempt.secret.as_ref(),
-                attempt.credential.as_ref(),
-                attempt.hosts.last(),
-            ) else {
-                row.push(None);
-                continue;
-            };
-            if cred.username.is_empty() {
-                row.push(None);
-                continue;
-            }
-            let id = (
-                secret.clone(),
-                attempt.key.clone().unwrap_or_default(),
-                attempt.namespace.clone(),
-            );
-            let at = match seen.iter().position(|s| *s == id) {
-                Some(at) => at,
-                None => {
-                    seen.push(id);
-                    cred_plan.targets.push(CredentialTarget {
-                        secret: secret.clone(),
-                        registry: attempt.namespace.clone(),
-                        host: host.clone(),
-                        credential: cred.clone(),
-                    });
-                    seen.len() - 1
-                }
-            };
-            row.push(Some(at));
-        }
-        cred_index.push(row);
-    }
-    let creds = run_plan(&env, &cred_plan, concurrency).await;
+    let pulls = run_planned(&env, &planned, resolved.audit_all, concurrency).await;
+    // 2. the `/v2/` handshake of the credentials whose pull it tells more about.
+    let follow = follow_ups(&planned, &pulls);
+    let creds = run_plan(&env, &follow.plan, concurrency).await;
     // 3. the diagnosis of each image.
-    let diagnoses: Vec<ImageDiagnosis> = planned
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let workload = p.job.workload.map(|w| &inputs.workloads[w]);
-            let ctx = Context {
-                namespace: workload.and_then(|w| w.namespace.clone()),
-                roll: workload.map(Workload::roll_command),
-                missing: p.job.missing.clone(),
-                unreferenced_matches: p.unreferenced_matches.clone(),
-                service_account: workload.filter(|w| w.is_template()).map(|w| {
-                    w.service_account
-                        .clone()
-                        .unwrap_or_else(|| "default".to_string())
-                }),
-            };
-            let attempts = pulls[i]
-                .iter()
-                .enumerate()
-                .map(|(j, pull)| {
-                    let key = p.plan.attempts.get(j).and_then(|a| a.key.clone());
-                    let cred = cred_index[i]
-                        .get(j)
-                        .copied()
-                        .flatten()
-                        .and_then(|c| creds.get(c));
-                    (key, cred, pull)
-                })
-                .collect();
-            diagnose_image(&ImageInput {
-                facts: p.facts.clone(),
-                workload: workload.map(Workload::title),
-                containers: p.job.containers.clone(),
-                secrets: p.job.used.iter().map(|&s| &inputs.infos[s]).collect(),
-                unreferenced: p
-                    .job
-                    .unreferenced
-                    .iter()
-                    .map(|&s| &inputs.infos[s])
-                    .collect(),
-                verdicts: p.verdicts.clone(),
-                invalid: p.invalid.as_ref(),
-                attempts,
-                ctx,
-            })
-        })
-        .collect();
+    let diagnoses = diagnose_images(inputs, &planned, &pulls, &follow, &creds);
     // Every secret given that does not parse is a failed probe (contract), used or not.
-    let invalid: Vec<ProbeResult> = inputs
+    let invalid: Vec<ProbeResult> = loaded
         .secrets
         .iter()
         .filter_map(|s| {
@@ -871,47 +413,10 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     }
     match args.output {
         Output::Json => {
-            for w in &inputs.warnings {
+            for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            let mut results: Vec<ProbeResult> = invalid.clone();
-            let mut walks: Vec<Walk> = invalid
-                .iter()
-                .map(|r| {
-                    diagnose_credential(inputs.info(r.secret.as_deref()), r, &Context::default())
-                })
-                .collect();
-            for (d, rs) in diagnoses.iter().zip(&pulls) {
-                for (a, r) in d.attempts.iter().zip(rs) {
-                    results.push(r.clone());
-                    let mut steps = d.steps.clone();
-                    steps.extend(a.steps.iter().cloned());
-                    walks.push(Walk {
-                        steps,
-                        verdict: a.verdict.clone(),
-                    });
-                }
-            }
-            let mut missing = Vec::new();
-            for p in &planned {
-                if let Some(w) = p.job.workload.map(|w| &inputs.workloads[w]) {
-                    for m in &p.job.missing {
-                        let entry = MissingSecret {
-                            secret: m.clone(),
-                            workload: w.title(),
-                            namespace: w.namespace.clone(),
-                        };
-                        if !missing.contains(&entry) {
-                            missing.push(entry);
-                        }
-                    }
-                }
-            }
-            print_json(&ImageCheckDoc {
-                status: crate::report::status::with_diagnoses(&results, walks),
-                images: &diagnoses,
-                missing_secrets: missing,
-            });
+            print_images_json(inputs, &planned, &pulls, &diagnoses, &invalid);
         }
         Output::Text => {
             let style = style_of(args);
@@ -936,7 +441,7 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
             }
             print!(
                 "{}",
-                render_footer(&[], &inputs.warnings, &summary, !all_ok, style)
+                render_footer(&[], &loaded.warnings, &summary, !all_ok, style)
             );
         }
     }
@@ -947,21 +452,125 @@ async fn check_images(args: &CheckArgs, inputs: &CheckInputs) -> ExitCode {
     }
 }
 
+/// The diagnosis of each planned image from its pull attempts and the credential probes that
+/// followed them (`follow`, results `creds`), with the pod's context (namespace, how to roll
+/// it, missing and unreferenced secrets, service account) for the fixes.
+fn diagnose_images(
+    inputs: &CheckInputs,
+    planned: &[PlannedImage],
+    pulls: &[Vec<ProbeResult>],
+    follow: &FollowUps,
+    creds: &[ProbeResult],
+) -> Vec<ImageDiagnosis> {
+    let loaded = &inputs.loaded;
+    planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let workload = p.job.workload.map(|w| &loaded.workloads[w]);
+            let ctx = Context {
+                namespace: workload.and_then(|w| w.namespace.clone()),
+                roll: workload.map(Workload::roll_command),
+                missing: p.job.missing.clone(),
+                unreferenced_matches: p.unreferenced_matches.clone(),
+                service_account: workload.filter(|w| w.is_template()).map(|w| {
+                    w.service_account
+                        .clone()
+                        .unwrap_or_else(|| "default".to_string())
+                }),
+            };
+            let attempts = pulls[i]
+                .iter()
+                .enumerate()
+                .map(|(j, pull)| {
+                    let key = p.plan.attempts.get(j).and_then(|a| a.key.clone());
+                    let cred = follow.index[i]
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .and_then(|c| creds.get(c));
+                    (key, cred, pull)
+                })
+                .collect();
+            diagnose_image(&ImageInput {
+                facts: ImageFacts {
+                    image: p.job.image.clone(),
+                    domain: p.reference.namespace().to_string(),
+                    repository: p.reference.path().to_string(),
+                    reference: p.reference.reference().to_string(),
+                    mismatches: Vec::new(),
+                    mismatch_user: None,
+                    mismatch_secret: None,
+                },
+                workload: workload.map(Workload::title),
+                containers: p.job.containers.clone(),
+                secrets: p.job.used.iter().map(|&s| &inputs.infos[s]).collect(),
+                unreferenced: p
+                    .job
+                    .unreferenced
+                    .iter()
+                    .map(|&s| &inputs.infos[s])
+                    .collect(),
+                verdicts: p.verdicts.clone(),
+                invalid: p.invalid.as_ref(),
+                attempts,
+                ctx,
+            })
+        })
+        .collect()
+}
+
+/// Prints `check --output json` for images: the contract's `{"probes": [...]}` (invalid
+/// secrets, then each attempt, each with its walk), plus `images` (the diagnoses) and
+/// `missing_secrets`.
+fn print_images_json(
+    inputs: &CheckInputs,
+    planned: &[PlannedImage],
+    pulls: &[Vec<ProbeResult>],
+    diagnoses: &[ImageDiagnosis],
+    invalid: &[ProbeResult],
+) {
+    let loaded = &inputs.loaded;
+    let mut results: Vec<ProbeResult> = invalid.to_vec();
+    let mut walks: Vec<Walk> = invalid
+        .iter()
+        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &Context::default()))
+        .collect();
+    for (d, rs) in diagnoses.iter().zip(pulls) {
+        for (a, r) in d.attempts.iter().zip(rs) {
+            results.push(r.clone());
+            let mut steps = d.steps.clone();
+            steps.extend(a.steps.iter().cloned());
+            walks.push(Walk {
+                steps,
+                verdict: a.verdict.clone(),
+            });
+        }
+    }
+    let mut missing = Vec::new();
+    for p in planned {
+        if let Some(w) = p.job.workload.map(|w| &loaded.workloads[w]) {
+            for m in &p.job.missing {
+                let entry = MissingSecret {
+                    secret: m.clone(),
+                    workload: w.title(),
+                    namespace: w.namespace.clone(),
+                };
+                if !missing.contains(&entry) {
+                    missing.push(entry);
+                }
+            }
+        }
+    }
+    print_json(&ImageCheckDoc {
+        status: crate::report::status::with_diagnoses(&results, walks),
+        images: diagnoses,
+        missing_secrets: missing,
+    });
+}
+
 /// Prints a configuration error and gives the exit status for it (2).
 pub fn config_error(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("regprobe: {e}");
     ExitCode::Config
-}
-
-/// Logs one result at debug level (the per-probe detail; never a secret).
-pub fn log_result(r: &ProbeResult) {
-    tracing::debug!(
-        registry = %r.registry,
-        secret = r.secret.as_deref().unwrap_or(""),
-        success = r.success,
-        reason = r.reason.map(|x| x.as_str()).unwrap_or(""),
-        duration = r.duration_seconds,
-        detail = %r.detail,
-        "probe finished"
-    );
 }

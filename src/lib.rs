@@ -8,7 +8,9 @@
 //! Data flows one way:
 //!
 //! ```text
-//! secrets (load, parse, keyring) + hosts (hosts.toml, certs.d)
+//! cli (flags) -> inputs (resolved paths and settings)
+//! secrets (load, parse, keyring) + hosts (hosts.toml, certs.d) + podspec (pod manifests)
+//!     -> plan (credential targets, image attempts)
 //!     -> probe (transport, challenge, token, credential handshake, classify)
 //!     -> report (metrics, status JSON, CLI text)
 //!     -> server (HTTP endpoints) / cli (check)
@@ -20,7 +22,10 @@
 //! * [`probe`] talks to registries; [`probe::classify`] is the one place a failure becomes a
 //!   [`probe::Reason`].
 //! * [`report`] turns results into Prometheus metrics, JSON and terminal text.
-//! * [`scheduler`] runs probes on an interval, [`server`] serves them, [`cli`] wires commands.
+//! * [`inputs`] resolves what is read and how probes connect (from [`cli`]'s flags);
+//!   [`plan`] turns what was read into probes ([`plan::pod`]: images and pods).
+//! * [`scheduler`] runs probes on an interval, [`server`] serves them; [`run`] runs `check`'s
+//!   once; [`cli`] parses flags and picks the output.
 //!
 //! The protocol behaviour follows `shared/spec/auth-spec.md` (containerd 2.x, kubelet); names of
 //! reasons, classes, metrics and flags follow `shared/spec/metrics.md`.
@@ -29,11 +34,13 @@ pub mod cli;
 pub mod clock;
 mod golang;
 pub mod hosts;
+pub mod inputs;
 pub mod plan;
 pub mod podspec;
 pub mod probe;
 pub mod reference;
 pub mod report;
+pub mod run;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;

@@ -45,11 +45,12 @@ fn main() {
 }
 
 async fn serve(args: cli::ServeArgs) -> ExitCode {
+    let inputs = args.inputs.to_inputs();
     // Explicitly named inputs must exist at start (exit 2); later reloads keep the last good state.
-    if let Err(e) = args.inputs.load(&[]) {
+    if let Err(e) = inputs.load(&[]) {
         return cli::config_error(e);
     }
-    let env = match args.inputs.probe_env() {
+    let env = match inputs.probe_env() {
         Ok(e) => e,
         Err(e) => return cli::config_error(e),
     };
@@ -66,19 +67,19 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
     let schedule = Schedule {
         interval: args.interval,
         reload_interval: args.reload_interval,
-        concurrency: args.inputs.concurrency as usize,
+        concurrency: inputs.concurrency,
         registry_concurrency: args.registry_concurrency as usize,
         startup_spread: args.startup_spread,
     };
     tracing::info!(
         listen = %args.listen,
         interval = ?args.interval,
-        timeout = ?args.inputs.timeout,
+        timeout = ?inputs.network.timeout,
         node = std::env::var("NODE_NAME").unwrap_or_default(),
         "regprobe serving"
     );
     let sched = tokio::spawn(scheduler::run(
-        args.inputs.clone(),
+        inputs,
         env,
         schedule,
         Arc::clone(&state),

@@ -34,12 +34,13 @@ use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
-use crate::cli::{log_result, InputArgs};
+use crate::inputs::Inputs;
 use crate::plan::ImagePlan;
 use crate::probe::credential::{probe_credential, CredentialTarget, ProbeEnv};
 use crate::probe::pull::probe_image;
 use crate::probe::{ProbeResult, Reason};
 use crate::report::{ProbeKey, Store};
+use crate::run::log_result;
 use crate::server::AppState;
 use crate::watch::{watch, WatchSet};
 
@@ -193,7 +194,7 @@ fn fingerprint(hasher: &RandomState, job: &Job) -> u64 {
 
 /// The loop's state between events.
 struct Scheduler {
-    inputs: InputArgs,
+    inputs: Inputs,
     schedule: Schedule,
     store: Arc<Store>,
     hasher: RandomState,
@@ -211,7 +212,7 @@ struct Scheduler {
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
 pub async fn run(
-    inputs: InputArgs,
+    inputs: Inputs,
     env: ProbeEnv,
     schedule: Schedule,
     state: Arc<AppState>,
@@ -229,14 +230,7 @@ pub async fn run(
         .max(Duration::from_secs(1));
     let mut reload_tick = tokio::time::interval_at(Instant::now() + reread, reread);
     let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
-    let sources = inputs.sources();
-    let hosts_dirs = inputs.hosts_dirs().unwrap_or_default();
-    let mut files: Vec<_> = sources.secret_files.clone();
-    files.extend(sources.node_config.clone());
-    let watcher = watch(
-        &WatchSet::of(&sources.secrets_dirs, &files, &hosts_dirs),
-        fs_tx,
-    );
+    let watcher = watch(&WatchSet::of_inputs(&inputs), fs_tx);
     for w in &watcher.warnings {
         tracing::warn!(warning = %w, "input watch");
     }

@@ -14,6 +14,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::inputs::Inputs;
+
 /// The live watches; dropping it stops them.
 pub struct InputWatcher {
     _watcher: Option<RecommendedWatcher>,
@@ -32,6 +34,16 @@ pub struct WatchSet {
 }
 
 impl WatchSet {
+    /// The watch set of the inputs as they resolve now ([`Inputs::sources`],
+    /// [`Inputs::hosts_dirs`]; no hosts directory when a named one is missing).
+    pub fn of_inputs(inputs: &Inputs) -> WatchSet {
+        let sources = inputs.sources();
+        let hosts_dirs = inputs.hosts_dirs().unwrap_or_default();
+        let mut files: Vec<_> = sources.secret_files.clone();
+        files.extend(sources.node_config.clone());
+        WatchSet::of(&sources.secrets_dirs, &files, &hosts_dirs)
+    }
+
     /// The watch set of the given inputs: `--secrets-dir` and `--hosts-dir` recursively, the
     /// parent of `--node-config` and of each `--secret` file flat.
     pub fn of(secrets_dirs: &[PathBuf], files: &[PathBuf], hosts_dirs: &[PathBuf]) -> WatchSet {

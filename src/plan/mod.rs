@@ -1,4 +1,5 @@
 //! Planning: from loaded secrets and the node's host configuration to the list of probes.
+//! Pure: no network, no file other than the host configuration.
 //!
 //! One credential probe per `(registry, secret)` pair: each `auths` entry of each secret, with
 //! the host containerd would contact for that registry (the `hosts.toml` upstream, `docker.io`
@@ -6,6 +7,13 @@
 //! (`*.example.com`) name no host: they get no credential probe and are listed as skipped.
 //! A secret that does not parse becomes a finished `secret_invalid` result right here,
 //! without any network traffic, so the other secrets keep probing.
+//!
+//! Images (canaries, `check --image`, `check --pod-spec`) are planned in [`pod`]: which
+//! secrets kubelet hands each pull, its credential attempts, and which credential probes follow
+//! a pull. Reading a pod spec's YAML stays in [`crate::podspec`]: it is input parsing, as for
+//! secrets; choosing secrets and credentials from what it read is planning, here.
+
+pub mod pod;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -14,10 +22,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::hosts::{hosts_for, HostsError};
 use crate::probe::classify::{self, Failure};
 use crate::probe::credential::CredentialTarget;
-use crate::probe::pull::PullTarget;
-use crate::probe::{KeyRef, ProbeResult, Reason};
-use crate::reference::{ImageRef, ReferenceError};
-use crate::secrets::{Keyring, Secret};
+use crate::probe::{ProbeResult, Reason};
+use crate::secrets::Secret;
+
+pub use pod::{plan_images, ImagePlan, ImagePlanError};
 
 /// The probes of one cycle.
 #[derive(Debug, Default)]
@@ -115,98 +123,6 @@ pub fn plan(
                 credential: entry.credential.clone(),
             });
         }
-    }
-    Ok(out)
-}
-
-/// An image probe: kubelet's credential attempts for one image, in order.
-#[derive(Debug, Clone)]
-pub struct ImagePlan {
-    /// The image as given (`--image`).
-    pub image: String,
-    /// One attempt per matched key in kubelet's order, or one anonymous attempt when none
-    /// matched (kubelet then pulls without credentials).
-    pub attempts: Vec<PullTarget>,
-    /// Every key of the keyring with why it does or does not apply to this image.
-    pub key_verdicts: Vec<String>,
-}
-
-/// A `--image` that is not a valid reference.
-#[derive(Debug, thiserror::Error)]
-pub enum ImagePlanError {
-    /// The reference does not parse as containerd and kubelet parse it.
-    #[error("--image {image:?}: {error}")]
-    Reference {
-        /// The value given.
-        image: String,
-        /// Why.
-        error: ReferenceError,
-    },
-    /// The host configuration could not be read.
-    #[error(transparent)]
-    Hosts(#[from] HostsError),
-}
-
-/// Plans the image probes: each image normalised as containerd does (spec §2), its keys
-/// looked up in kubelet's keyring (pod secrets, then the node's `config.json`, spec §3), and
-/// its hosts from containerd's host configuration (mirrors first, spec §6).
-pub fn plan_images(
-    images: &[String],
-    secrets: &[Secret],
-    hosts_dirs: &[PathBuf],
-) -> Result<Vec<ImagePlan>, ImagePlanError> {
-    let keyring = Keyring::new(secrets);
-    let mut out = Vec::new();
-    for image in images {
-        let r: ImageRef =
-            crate::reference::parse(image).map_err(|error| ImagePlanError::Reference {
-                image: image.clone(),
-                error,
-            })?;
-        let hosts = hosts_for(hosts_dirs, r.namespace())?.hosts;
-        let matches = keyring.lookup_image(&r);
-        let matched_keys: Vec<KeyRef> = matches
-            .iter()
-            .map(|m| KeyRef {
-                secret: m.secret.clone(),
-                key: m.key.clone(),
-            })
-            .collect();
-        let base = PullTarget {
-            image: image.clone(),
-            namespace: r.namespace().to_string(),
-            repository: r.path().to_string(),
-            reference: r.reference().to_string(),
-            is_digest: r.digest().is_some(),
-            hosts,
-            secret: None,
-            key: None,
-            credential: None,
-            matched_keys,
-        };
-        let attempts = if matches.is_empty() {
-            vec![base]
-        } else {
-            matches
-                .into_iter()
-                .map(|m| PullTarget {
-                    secret: Some(m.secret),
-                    key: Some(m.key),
-                    credential: Some(m.credential),
-                    ..base.clone()
-                })
-                .collect()
-        };
-        let key_verdicts = keyring
-            .explain(&r.repo_to_pull())
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
-        out.push(ImagePlan {
-            image: image.clone(),
-            attempts,
-            key_verdicts,
-        });
     }
     Ok(out)
 }
