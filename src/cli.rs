@@ -16,17 +16,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::inputs::{InputPaths, Inputs, Loaded, Network};
-use crate::plan::pod::{follow_ups, plan_pods, FollowUps, PlannedImage};
+use crate::inputs::{InputPaths, Inputs, Network};
+use crate::plan::pod::{follow_ups, plan_pods};
 use crate::plan::{invalid_result, plan};
-use crate::podspec::Workload;
 use crate::probe::transport::ResolveOverride;
 use crate::probe::ProbeResult;
-use crate::report::diagnosis::{
-    diagnose_credential, diagnose_image, Context, ImageDiagnosis, ImageFacts, ImageInput,
-    SecretInfo, Walk,
-};
-use crate::report::status::{ImageCheckDoc, MissingSecret};
+use crate::report::check::{credentials_json, diagnose_images, images_json, CheckInputs};
+use crate::report::diagnosis::{diagnose_credential, Context};
 use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
 };
@@ -261,40 +257,11 @@ pub async fn check(args: CheckArgs) -> ExitCode {
     check_credentials(&args, &resolved, &inputs).await
 }
 
-/// What `check` read, with each secret's shape and load time for the diagnosis.
-struct CheckInputs {
-    loaded: Loaded,
-    infos: Vec<SecretInfo>,
-}
-
-impl CheckInputs {
-    fn new(loaded: Loaded) -> CheckInputs {
-        let infos = loaded
-            .secrets
-            .iter()
-            .zip(&loaded.seconds)
-            .map(|(s, t)| SecretInfo::new(s, *t))
-            .collect();
-        CheckInputs { loaded, infos }
-    }
-
-    fn info(&self, id: Option<&str>) -> Option<&SecretInfo> {
-        id.and_then(|id| self.infos.iter().find(|i| i.id == id))
-    }
-}
-
 fn style_of(args: &CheckArgs) -> Style {
     Style {
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         verbose: args.verbose,
     }
-}
-
-fn print_json(v: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
-    );
 }
 
 /// `check` without images: each `(secret, registry)` credential walked through the handshake.
@@ -335,7 +302,7 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            print_json(&crate::report::status::with_diagnoses(&results, walks));
+            println!("{}", credentials_json(&results, walks));
         }
         Output::Text => {
             let style = style_of(args);
@@ -416,7 +383,10 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            print_images_json(inputs, &planned, &pulls, &diagnoses, &invalid);
+            println!(
+                "{}",
+                images_json(inputs, &planned, &pulls, &diagnoses, &invalid)
+            );
         }
         Output::Text => {
             let style = style_of(args);
@@ -450,123 +420,6 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     } else {
         ExitCode::Failed
     }
-}
-
-/// The diagnosis of each planned image from its pull attempts and the credential probes that
-/// followed them (`follow`, results `creds`), with the pod's context (namespace, how to roll
-/// it, missing and unreferenced secrets, service account) for the fixes.
-fn diagnose_images(
-    inputs: &CheckInputs,
-    planned: &[PlannedImage],
-    pulls: &[Vec<ProbeResult>],
-    follow: &FollowUps,
-    creds: &[ProbeResult],
-) -> Vec<ImageDiagnosis> {
-    let loaded = &inputs.loaded;
-    planned
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let workload = p.job.workload.map(|w| &loaded.workloads[w]);
-            let ctx = Context {
-                namespace: workload.and_then(|w| w.namespace.clone()),
-                roll: workload.map(Workload::roll_command),
-                missing: p.job.missing.clone(),
-                unreferenced_matches: p.unreferenced_matches.clone(),
-                service_account: workload.filter(|w| w.is_template()).map(|w| {
-                    w.service_account
-                        .clone()
-                        .unwrap_or_else(|| "default".to_string())
-                }),
-            };
-            let attempts = pulls[i]
-                .iter()
-                .enumerate()
-                .map(|(j, pull)| {
-                    let key = p.plan.attempts.get(j).and_then(|a| a.key.clone());
-                    let cred = follow.index[i]
-                        .get(j)
-                        .copied()
-                        .flatten()
-                        .and_then(|c| creds.get(c));
-                    (key, cred, pull)
-                })
-                .collect();
-            diagnose_image(&ImageInput {
-                facts: ImageFacts {
-                    image: p.job.image.clone(),
-                    domain: p.reference.namespace().to_string(),
-                    repository: p.reference.path().to_string(),
-                    reference: p.reference.reference().to_string(),
-                    mismatches: Vec::new(),
-                    mismatch_user: None,
-                    mismatch_secret: None,
-                },
-                workload: workload.map(Workload::title),
-                containers: p.job.containers.clone(),
-                secrets: p.job.used.iter().map(|&s| &inputs.infos[s]).collect(),
-                unreferenced: p
-                    .job
-                    .unreferenced
-                    .iter()
-                    .map(|&s| &inputs.infos[s])
-                    .collect(),
-                verdicts: p.verdicts.clone(),
-                invalid: p.invalid.as_ref(),
-                attempts,
-                ctx,
-            })
-        })
-        .collect()
-}
-
-/// Prints `check --output json` for images: the contract's `{"probes": [...]}` (invalid
-/// secrets, then each attempt, each with its walk), plus `images` (the diagnoses) and
-/// `missing_secrets`.
-fn print_images_json(
-    inputs: &CheckInputs,
-    planned: &[PlannedImage],
-    pulls: &[Vec<ProbeResult>],
-    diagnoses: &[ImageDiagnosis],
-    invalid: &[ProbeResult],
-) {
-    let loaded = &inputs.loaded;
-    let mut results: Vec<ProbeResult> = invalid.to_vec();
-    let mut walks: Vec<Walk> = invalid
-        .iter()
-        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &Context::default()))
-        .collect();
-    for (d, rs) in diagnoses.iter().zip(pulls) {
-        for (a, r) in d.attempts.iter().zip(rs) {
-            results.push(r.clone());
-            let mut steps = d.steps.clone();
-            steps.extend(a.steps.iter().cloned());
-            walks.push(Walk {
-                steps,
-                verdict: a.verdict.clone(),
-            });
-        }
-    }
-    let mut missing = Vec::new();
-    for p in planned {
-        if let Some(w) = p.job.workload.map(|w| &loaded.workloads[w]) {
-            for m in &p.job.missing {
-                let entry = MissingSecret {
-                    secret: m.clone(),
-                    workload: w.title(),
-                    namespace: w.namespace.clone(),
-                };
-                if !missing.contains(&entry) {
-                    missing.push(entry);
-                }
-            }
-        }
-    }
-    print_json(&ImageCheckDoc {
-        status: crate::report::status::with_diagnoses(&results, walks),
-        images: diagnoses,
-        missing_secrets: missing,
-    });
 }
 
 /// Prints a configuration error and gives the exit status for it (2).

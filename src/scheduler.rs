@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, Semaphore};
@@ -146,12 +146,7 @@ struct Slot {
     consecutive_failures: u32,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+use crate::clock::unix_now;
 
 fn hash_target(h: &mut impl Hasher, host: &crate::hosts::RegistryHost, user: &str, password: &str) {
     host.host.hash(h);

@@ -17,7 +17,6 @@ pub mod pod;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::hosts::{hosts_for, HostsError};
 use crate::probe::classify::{self, Failure};
@@ -140,10 +139,7 @@ fn matches_filter(registry: &str, only: &[String]) -> bool {
 /// The result of a secret that does not parse: `secret_invalid`, registry `""`.
 pub fn invalid_result(secret: &str, error: &str) -> ProbeResult {
     let mut r = ProbeResult::new("", Some(secret.to_string()));
-    r.timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    r.timestamp = crate::clock::unix_now();
     let f = Failure::SecretInvalid(error.to_string());
     let reason = classify::reason(&f);
     debug_assert_eq!(reason, Reason::SecretInvalid);

@@ -31,7 +31,7 @@ pub struct ImagePlan {
     /// matched (kubelet then pulls without credentials).
     pub attempts: Vec<PullTarget>,
     /// Every key of the keyring with why it does or does not apply to this image.
-    pub key_verdicts: Vec<String>,
+    pub key_verdicts: Vec<crate::secrets::KeyVerdict>,
 }
 
 /// A `--image` that is not a valid reference.
@@ -103,11 +103,7 @@ pub fn plan_images(
                 })
                 .collect()
         };
-        let key_verdicts = keyring
-            .explain(&r.repo_to_pull())
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
+        let key_verdicts = keyring.explain(&r.repo_to_pull());
         out.push(ImagePlan {
             image: image.clone(),
             attempts,

@@ -8,6 +8,7 @@ use std::fmt;
 
 use super::failure::{Failed, TlsFailure, TransportError};
 pub use super::vocab::{Class, Phase, Reason};
+use crate::secrets::KeyVerdict;
 
 /// How the registry let the probe in: the JSON `auth_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,8 +281,8 @@ pub struct ProbeResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched_keys: Vec<KeyRef>,
     /// Image probes: every keyring key with why it does or does not apply to the image.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub key_verdicts: Vec<String>,
+    #[serde(serialize_with = "as_sentences", skip_serializing_if = "Vec::is_empty")]
+    pub key_verdicts: Vec<KeyVerdict>,
     /// Image probes: each host tried (mirrors first, upstream last) and its verdict.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostVerdict>,
@@ -303,6 +304,11 @@ pub struct ProbeResult {
     /// and `detail` are its JSON form).
     #[serde(skip)]
     pub failed: Option<Failed>,
+}
+
+/// Serialises each key verdict as its sentence (JSON `key_verdicts`: strings).
+fn as_sentences<S: serde::Serializer>(v: &[KeyVerdict], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
 }
 
 impl ProbeResult {

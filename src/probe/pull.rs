@@ -107,7 +107,7 @@ fn containerd_credentials(c: Option<&Credential>) -> (String, String) {
 pub async fn probe_image(
     env: &ProbeEnv,
     attempts: &[PullTarget],
-    key_verdicts: &[String],
+    key_verdicts: &[crate::secrets::KeyVerdict],
     audit_all: bool,
 ) -> Vec<ProbeResult> {
     let mut out = Vec::new();

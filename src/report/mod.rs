@@ -5,6 +5,7 @@
 //! only, whose fields hold no secret by construction.
 
 pub mod advice;
+pub mod check;
 pub mod diagnosis;
 pub mod metrics;
 pub mod status;
