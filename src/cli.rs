@@ -1,7 +1,7 @@
 //! Command-line interface: the flags of `regprobe serve` and `regprobe check`, and `check`'s
 //! output choice and exit status.
 //!
-//! Flags follow `shared/spec/metrics.md` ("Inputs", "Commands"); flags added beyond the
+//! Flags follow `docs/metrics.md` ("Inputs", "Commands"); flags added beyond the
 //! contract are documented in the README. Exit status of `check`: 0 when every probe
 //! succeeded, 1 when any failed, 2 on a usage or configuration error ([`ExitCode`]).
 //!

@@ -27,8 +27,8 @@
 //! * [`scheduler`] runs probes on an interval, [`server`] serves them; [`run`] runs `check`'s
 //!   once; [`cli`] parses flags and picks the output.
 //!
-//! The protocol behaviour follows `shared/spec/auth-spec.md` (containerd 2.x, kubelet); names of
-//! reasons, classes, metrics and flags follow `shared/spec/metrics.md`.
+//! The protocol behaviour follows `docs/containerd-kubelet.md` (containerd 2.x, kubelet); names of
+//! reasons, classes, metrics and flags follow `docs/metrics.md`.
 
 pub mod cli;
 pub mod clock;

@@ -1,5 +1,5 @@
 //! Image reference normalisation, exactly as kubelet and containerd see an image name
-//! (`shared/spec/auth-spec.md` §2).
+//! (`docs/containerd-kubelet.md` §2).
 //!
 //! [`parse`] is distribution's `ParseNormalizedNamed` (`github.com/distribution/reference`,
 //! `normalize.go`) followed by `ParseDockerRef` (same file, used by containerd's CRI plugin): the

@@ -1,4 +1,4 @@
-//! The daemon's HTTP endpoints (`shared/spec/metrics.md`, "Endpoints"), with axum.
+//! The daemon's HTTP endpoints (`docs/metrics.md`, "Endpoints"), with axum.
 //!
 //! | route | answer |
 //! |---|---|

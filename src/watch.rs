@@ -6,7 +6,7 @@
 //! first swap (the user-visible `.dockerconfigjson` is a symlink that is deleted and recreated:
 //! kubernetes/kubernetes #111947), so regprobe watches **directories**, recursively for secrets
 //! and hosts (one Secret volume per `DIR/<name>` has its own `..data` one level down), and reacts
-//! to any event: the kind reported for the rename differs between systems (`crates.md` §5). The
+//! to any event: the kind reported for the rename differs between systems (`docs/containerd-kubelet.md` §3.8). The
 //! scheduler also re-reads the inputs periodically, as a safety net for inotify queue overflows
 //! and mounts that do not emit events.
 

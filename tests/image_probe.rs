@@ -3,7 +3,7 @@
 //! For each case the same pull runs twice: with containerd (Debian's containerd 1.6 started on a
 //! private socket, `ctr content fetch`, see `support::containerd`) and with
 //! `regprobe check --image`. The test asserts that both agree on success or failure, and that
-//! regprobe's reason is the one containerd's error text stands for (`auth-spec.md` §10.1, last
+//! regprobe's reason is the one containerd's error text stands for (`docs/containerd-kubelet.md` §10.1, last
 //! column).
 //!
 //! Where containerd 1.6 differs from 2.x, which regprobe follows (§8), the case says so:

@@ -5,7 +5,7 @@
 //! `HostDirFromRoot`, `hostDirectory`, `loadHostDir`, `parseHostsFile`, `parseHostConfig`,
 //! `loadCertFiles`), `config_unix.go` (`hostPaths`) and the CRI plugin's local-pull
 //! `hostDirFromRoots` (each `config_path` entry is a root, the first root holding a host directory
-//! wins), as described in `shared/spec/auth-spec.md` §6.2–6.3. The CRI plugin sets neither
+//! wins), as described in `docs/containerd-kubelet.md` §6.2–6.3. The CRI plugin sets neither
 //! `DefaultScheme` nor `DefaultTLS`, so neither exists here.
 //!
 //! Entry point: [`hosts_for`]. TLS client configurations for the returned hosts are built by

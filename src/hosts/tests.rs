@@ -535,7 +535,7 @@ fn server_replaces_the_upstream() {
     assert_eq!(res.hosts[1].base_url(), "https://registry-1.docker.io/v2");
     assert!(!res.hosts[1].is_mirror);
 
-    // `server = "http://…"` makes the registry plain HTTP (metrics.md --hosts-dir).
+    // `server = "http://…"` makes the registry plain HTTP (docs/metrics.md --hosts-dir).
     write(
         &root.path().join("myreg:5000/hosts.toml"),
         "server = \"http://myreg:5000\"\n",

@@ -50,9 +50,9 @@ pub enum ImagePlanError {
     Hosts(#[from] HostsError),
 }
 
-/// Plans the image probes: each image normalised as containerd does (spec §2), its keys
-/// looked up in kubelet's keyring (pod secrets, then the node's `config.json`, spec §3), and
-/// its hosts from containerd's host configuration (mirrors first, spec §6). One plan per
+/// Plans the image probes: each image normalised as containerd does (`docs/containerd-kubelet.md` §2), its keys
+/// looked up in kubelet's keyring (pod secrets, then the node's `config.json`, `docs/containerd-kubelet.md` §3), and
+/// its hosts from containerd's host configuration (mirrors first, `docs/containerd-kubelet.md` §6). One plan per
 /// image, in order.
 ///
 /// Errors: the first image that does not parse, or an unreadable host configuration.

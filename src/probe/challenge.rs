@@ -1,7 +1,7 @@
 //! `WWW-Authenticate` challenge parsing, with containerd's exact rules.
 //!
 //! Source of the behaviour: containerd `core/remotes/docker/auth/parse.go` (`ParseAuthHeader`,
-//! `parseValueAndParams`), described in `auth-spec.md` §7.1 and checked against the vectors of
+//! `parseValueAndParams`), described in `docs/containerd-kubelet.md` §7.1 and checked against the vectors of
 //! §14 (the tests below). The quirks are deliberate, because regprobe's verdict must match what
 //! containerd sees:
 //!
@@ -160,7 +160,7 @@ mod tests {
             .collect()
     }
 
-    // auth-spec.md §14, challenge-parsing vectors (checked against containerd's parse.go).
+    // docs/containerd-kubelet.md §14, challenge-parsing vectors (checked against containerd's parse.go).
     #[test]
     fn docker_hub_bearer() {
         let c = parse(&[

@@ -2,10 +2,10 @@
 //!
 //! Every prober reports what went wrong as a [`Failure`]: a typed description of the step and
 //! of what the peer did (a transport error, a status, a challenge, a token body). [`reason`]
-//! maps it to the closed set of `metrics.md`, including the rewrites that depend on the
+//! maps it to the closed set of `docs/metrics.md`, including the rewrites that depend on the
 //! probe's context ([`with_expiry`], [`attempt_reason`]). The words for each reason live in
 //! `report::advice`. The mapping
-//! follows `auth-spec.md` §10.1 (classification table) with the contract's names, and the
+//! follows `docs/containerd-kubelet.md` §10.1 (classification table) with the contract's names, and the
 //! containerd text each case corresponds to is noted beside it.
 //!
 //! Nothing here looks at message text: transport errors are already typed
@@ -16,7 +16,7 @@ pub use super::failure::{AuthScheme, Failure, Peer};
 use super::failure::{ConnectFailure, HttpFailure, TlsFailure, TransportError};
 use super::vocab::Reason;
 
-/// The reason of a failure (`metrics.md`, "Reasons and classes"; `auth-spec.md` §10.1).
+/// The reason of a failure (`docs/metrics.md`, "Reasons and classes"; `docs/containerd-kubelet.md` §10.1).
 pub fn reason(f: &Failure) -> Reason {
     match f {
         Failure::SecretInvalid(_) => Reason::SecretInvalid,

@@ -1,6 +1,6 @@
 //! The credential probe: does this credential open this registry, from this node?
 //!
-//! What `docker login` does, with containerd's rules for every step (`auth-spec.md` §7):
+//! What `docker login` does, with containerd's rules for every step (`docs/containerd-kubelet.md` §7):
 //!
 //! 1. **challenge**: anonymous `GET <scheme>://<host>/v2/`.
 //!    200 → the registry is open (success, noted), unless it is an HTML page without the
@@ -12,10 +12,10 @@
 //!
 //! Like containerd's authorizer (`authorizer.go` `AddResponses`), a Bearer challenge is taken
 //! before Basic, Digest is skipped, and a username or password that is empty means the pull
-//! would be anonymous (containerd `ParseAuth` with kubelet's `AuthConfig`, spec §4), which this
+//! would be anonymous (containerd `ParseAuth` with kubelet's `AuthConfig`, `docs/containerd-kubelet.md` §4), which this
 //! probe reports as `credential_missing` when the registry demands authentication.
 //! The host's TLS settings (hosts.toml `ca`, `skip_verify`) apply to the realm too, as in
-//! containerd where each host's authorizer uses that host's HTTP client (spec §6.3).
+//! containerd where each host's authorizer uses that host's HTTP client (`docs/containerd-kubelet.md` §6.3).
 
 use http::header::CONTENT_TYPE;
 use http::Method;
@@ -52,7 +52,7 @@ pub struct ProbeEnv {
 /// One credential probe: a secret's entry against the registry host it names.
 #[derive(Debug, Clone)]
 pub struct CredentialTarget {
-    /// Secret id (`metrics.md` label `secret`).
+    /// Secret id (`docs/metrics.md` label `secret`).
     pub secret: String,
     /// Normalised registry key (label `registry`).
     pub registry: String,

@@ -21,7 +21,7 @@ struct ErrorItem {
     message: Option<String>,
 }
 
-/// The first `{code, message}` of a registry error body (`auth-spec.md` §9.2:
+/// The first `{code, message}` of a registry error body (`docs/containerd-kubelet.md` §9.2:
 /// `{"errors":[{"code":"UNAUTHORIZED","message":"…"}]}`), or, for other bodies (HTML, Docker
 /// Hub's text 429, ECR's `Not Authorized`), `(None, excerpt)`. `None, None` for an empty body.
 pub fn registry_error(body: &[u8]) -> (Option<String>, Option<String>) {

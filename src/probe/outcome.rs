@@ -234,10 +234,10 @@ pub struct RateLimit {
 }
 
 /// The outcome of one probe: a credential probe (`image == None`) or an image probe.
-/// Serialised as the `PROBE` object of `metrics.md` (`check --output json`, `/status`).
+/// Serialised as the `PROBE` object of `docs/metrics.md` (`check --output json`, `/status`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeResult {
-    /// Normalised registry key (`metrics.md`, Metrics: labels); `""` when the secret did not parse.
+    /// Normalised registry key (`docs/metrics.md`, Metrics: labels); `""` when the secret did not parse.
     pub registry: String,
     /// Secret id, or `None` for an anonymous image probe.
     pub secret: Option<String>,

@@ -1,6 +1,6 @@
 //! The pull probe: would containerd resolve this image with this credential, from this node?
 //!
-//! What containerd's resolver does before it downloads anything (`auth-spec.md` §7, containerd
+//! What containerd's resolver does before it downloads anything (`docs/containerd-kubelet.md` §7, containerd
 //! 2.x `core/remotes/docker/resolver.go` `Resolve`, `authorizer.go` `AddResponses`):
 //!
 //! * **R1 hosts**: the `hosts.toml` list, mirrors first, upstream last; a tag needs hosts with
@@ -90,7 +90,7 @@ struct Authorizer {
 }
 
 /// `(username, secret)` as containerd's `ParseAuth` derives them from kubelet's `AuthConfig`
-/// (spec §4): a username is required; without one the pull is anonymous.
+/// (`docs/containerd-kubelet.md` §4): a username is required; without one the pull is anonymous.
 fn containerd_credentials(c: Option<&Credential>) -> (String, String) {
     match c {
         Some(c) if !c.username.is_empty() => {
@@ -100,7 +100,7 @@ fn containerd_credentials(c: Option<&Credential>) -> (String, String) {
     }
 }
 
-/// kubelet's pull loop for one image (`kuberuntime_image.go` `PullImage`, spec §3.7): each
+/// kubelet's pull loop for one image (`kuberuntime_image.go` `PullImage`, `docs/containerd-kubelet.md` §3.7): each
 /// attempt in order, stopping at the first success — or, with `audit_all`, every attempt.
 /// Returns one result per attempt made; `key_verdicts` (why each key does or does not apply)
 /// is attached to each.

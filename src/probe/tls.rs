@@ -7,7 +7,7 @@
 //! `x509.SystemCertPool()` (a file without any certificate is an error), and each client pair is
 //! loaded with `tls.X509KeyPair` (key from the certificate file when no key file is given). Go's
 //! transport with a custom `TLSClientConfig` speaks HTTP/1.1 only, so ALPN offers `http/1.1` only
-//! (`shared/spec/auth-spec.md` §6.5).
+//! (`docs/containerd-kubelet.md` §6.5).
 //!
 //! containerd builds the TLS configuration of *every* host up front, and one unreadable file makes
 //! the whole pull fail before any request. Callers that want the same verdict build the

@@ -1,7 +1,7 @@
 //! Bearer token fetch from the challenge's realm, exactly as containerd does it.
 //!
 //! Source: containerd `core/remotes/docker/auth/fetch.go` (`FetchTokenWithOAuth`, `FetchToken`)
-//! and `core/remotes/docker/authorizer.go` (`doBearerAuth`), `auth-spec.md` §7 R6, T1, T2, and
+//! and `core/remotes/docker/authorizer.go` (`doBearerAuth`), `docs/containerd-kubelet.md` §7 R6, T1, T2, and
 //! the token-fallback matrix of §14:
 //!
 //! * with a secret (password): **POST** the OAuth2 form (`grant_type=password`, or
@@ -182,7 +182,7 @@ pub fn parse_token_body(
 /// Errors are [`Failure`]s: `Transport { peer: Realm, .. }` for network trouble at the realm,
 /// `TokenStatus` for the final HTTP error, `TokenBody` for an unusable 2xx answer.
 /// `dial_timeout` is the registry host's (containerd's authorizer uses that host's client for
-/// the realm too, spec §6.3).
+/// the realm too, `docs/containerd-kubelet.md` §6.3).
 pub async fn fetch(
     session: &mut Session,
     tls: Option<Arc<rustls::ClientConfig>>,

@@ -60,7 +60,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Who has to act: the `class` label. See `metrics.md`, "Reasons and classes".
+/// Who has to act: the `class` label. See `docs/metrics.md`, "Reasons and classes".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
@@ -95,7 +95,7 @@ impl fmt::Display for Class {
     }
 }
 
-/// Why a probe failed: the closed set of `metrics.md`. Each reason belongs to exactly one
+/// Why a probe failed: the closed set of `docs/metrics.md`. Each reason belongs to exactly one
 /// [`Class`] ([`Reason::class`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,7 +191,7 @@ impl Reason {
         Reason::NoMatchingCredential,
     ];
 
-    /// The class this reason belongs to (`metrics.md` table).
+    /// The class this reason belongs to (`docs/metrics.md` table).
     pub fn class(self) -> Class {
         use Reason::*;
         match self {

@@ -10,7 +10,7 @@ fn p(s: &str) -> ImageRef {
 
 #[test]
 fn spec_table() {
-    // auth-spec.md §2: input, repoToPull, containerd ref, namespace, scope.
+    // docs/containerd-kubelet.md §2: input, repoToPull, containerd ref, namespace, scope.
     let dig = format!("myreg:5000/a/b@{D}");
     let table: &[(&str, &str, String, &str, &str)] = &[
         (

@@ -2,7 +2,7 @@
 //!
 //! Every series is rendered at scrape time from one [`Snapshot`] of the store, so a key removed
 //! from the store cannot leave a stale series behind, and one scrape is always consistent.
-//! Names, types and labels follow `shared/spec/metrics.md` ("Metrics"), plus the two
+//! Names, types and labels follow `docs/metrics.md` ("Metrics"), plus the two
 //! `regprobe_config_last_reload_*` gauges.
 //!
 //! * Credential probes (`ProbeResult.image` is `None`) feed the `registry`/`secret` metrics.

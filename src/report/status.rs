@@ -1,4 +1,4 @@
-//! The status JSON: `{"probes": [PROBE, …]}` (`shared/spec/metrics.md`, "Commands"), served by
+//! The status JSON: `{"probes": [PROBE, …]}` (`docs/metrics.md`, "Commands"), served by
 //! `GET /status` for the latest cycle and printed by `check --output json`.
 
 use serde::Serialize;

@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        // auth-spec.md §3.3 and §3.5.
+        // docs/containerd-kubelet.md §3.3 and §3.5.
         assert_eq!(key("https://index.docker.io/v1/"), "index.docker.io");
         assert_eq!(key("docker.io"), "docker.io");
         assert_eq!(key("https://quay.io/v2/myorg"), "quay.io/myorg");

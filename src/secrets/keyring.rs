@@ -1,5 +1,5 @@
 //! kubelet's keyring: which credentials kubelet hands to containerd for an image, and in which
-//! order (`shared/spec/auth-spec.md` §3.3–3.5, §3.7).
+//! order (`docs/containerd-kubelet.md` §3.3–3.5, §3.7).
 //!
 //! This is a transcription of kubernetes `pkg/credentialprovider/keyring.go`:
 //! `BasicDockerKeyring.Add` (index of keys, de-duplicated and sorted in reverse byte order, several
@@ -68,7 +68,7 @@ pub struct KeyMatch {
     /// The user name and password kubelet passes to the CRI.
     pub credential: Credential,
     /// The user name is empty: containerd's `ParseAuth` then returns no credential, so this
-    /// attempt pulls anonymously (spec §3.7, §4). kubelet still makes the attempt.
+    /// attempt pulls anonymously (`docs/containerd-kubelet.md` §3.7, §4). kubelet still makes the attempt.
     pub anonymous: bool,
     /// The sub-keyring the entry comes from.
     pub source: KeyringSource,

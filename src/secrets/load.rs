@@ -1,4 +1,4 @@
-//! Reading secrets from `--secrets-dir`, `--secret` and `--node-config` (`shared/spec/metrics.md`).
+//! Reading secrets from `--secrets-dir`, `--secret` and `--node-config` (`docs/metrics.md`).
 //!
 //! An explicitly named path that does not exist or cannot be read is a configuration error
 //! ([`LoadError`], the CLI exits 2). A file that exists but does not parse is not: it becomes a

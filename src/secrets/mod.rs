@@ -1,7 +1,7 @@
 //! Pull secrets: loading, parsing and kubelet's key normalisation.
 //!
 //! This module turns the credential sources regprobe is pointed at into [`Secret`]s, each a list of
-//! [`AuthEntry`]s, exactly as kubelet would read them (`shared/spec/auth-spec.md` §3.2, §3.3, §5):
+//! [`AuthEntry`]s, exactly as kubelet would read them (`docs/containerd-kubelet.md` §3.2, §3.3, §5):
 //!
 //! * [`dockerconfig`]: `.dockerconfigjson` (`{"auths": {KEY: ENTRY}}`) and legacy `.dockercfg`
 //!   (`{KEY: ENTRY}`) parsing with Go `encoding/json` semantics (kubernetes
@@ -40,7 +40,7 @@ pub use load::{load_all, load_all_with_warnings, LoadError, Loaded, SecretSource
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A credential as kubelet hands it to the CRI: only a user name and a password.
-/// (`identitytoken` and `registrytoken` are dropped, as kubelet drops them: spec §3.2,
+/// (`identitytoken` and `registrytoken` are dropped, as kubelet drops them: `docs/containerd-kubelet.md` §3.2,
 /// `pkg/credentialprovider/keyring.go` copies only Username/Password/Email.)
 #[derive(Clone)]
 pub struct Credential {
@@ -65,7 +65,7 @@ pub struct AuthEntry {
     /// The key as written in the secret, e.g. `https://index.docker.io/v1/`. If the key carries
     /// URL user-info (`https://user:pw@host`), that part is shown as `xxxxx@` here.
     pub raw_key: String,
-    /// kubelet's keyring key (spec §3.3, `keyring.go BasicDockerKeyring.Add`): scheme dropped,
+    /// kubelet's keyring key (`docs/containerd-kubelet.md` §3.3, `keyring.go BasicDockerKeyring.Add`): scheme dropped,
     /// a leading `/v1/` or `/v2/` cut to `/`, `host[:port]` plus the path unless it is empty or `/`.
     /// Host case, port and path are kept exactly as kubelet keeps them (`Registry.Example.com:443`
     /// stays as written). Image lookups match against this key.

@@ -42,7 +42,7 @@
 //! # Loopback registries and hosts.toml in 1.6.20 (measured)
 //! * A `127.0.0.1:PORT` (or `localhost`) host without a hosts.toml is contacted over **plain
 //!   HTTP only**, with or without `--plain-http`: no HTTPS attempt and no HTTP fallback (later
-//!   versions differ, see auth-spec §6.3). A TLS registry on loopback answers `400 Bad Request` to that; reach it with
+//!   versions differ, see `docs/containerd-kubelet.md` §6.3). A TLS registry on loopback answers `400 Bad Request` to that; reach it with
 //!   a hosts.toml whose URLs say `https://` (plus `ca = "…"` for the test CA).
 //! * A hosts.toml must hold at least one `[host."…"]` table: a file with only `server = …` is
 //!   rejected (`level=error msg="failed to decode hosts.toml" error="invalid `host` tree"` on

@@ -1,4 +1,4 @@
-//! A test token issuer for distribution's token auth (auth-spec.md §9.1), on 127.0.0.1.
+//! A test token issuer for distribution's token auth (docs/containerd-kubelet.md §9.1), on 127.0.0.1.
 //!
 //! It is the "authorization service" a registry with `auth.token` points clients to:
 //! * `GET /token?service=S&scope=repository:NAME:pull[,push]` (scope repeatable), with optional

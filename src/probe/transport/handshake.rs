@@ -112,7 +112,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
 }
 
 /// Finds the `rustls::Error` inside an `io::Error` from tokio-rustls (it may be wrapped in
-/// further `io::Error`s, which `source()` does not walk: `crates.md` §2.3, gotcha 1).
+/// further `io::Error`s, which `source()` does not walk: `docs/containerd-kubelet.md` §10.2, item 3).
 fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     let mut inner: &(dyn std::error::Error + Send + Sync + 'static) = e.get_ref()?;
     loop {

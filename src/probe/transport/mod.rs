@@ -2,15 +2,15 @@
 //! each failing with its own typed error.
 //!
 //! A general HTTP client (reqwest) hides DNS, TCP and TLS inside one connector and reports an
-//! outer timeout without saying which step hung (`crates.md` §2). regprobe exists to say which
+//! outer timeout without saying which step hung (`docs/containerd-kubelet.md` §10.2). regprobe exists to say which
 //! step broke, so it opens and times every step itself, one file a step:
 //!
 //! 1. **resolve** (`dns.rs`) with hickory (`/etc/hosts`, then the servers of
 //!    `/etc/resolv.conf`, as Go does; or a `--dns-server`, or a `--resolve` override); typed
-//!    NXDOMAIN / no-records / SERVFAIL / timeout (`auth-spec.md` §10.2);
+//!    NXDOMAIN / no-records / SERVFAIL / timeout (`docs/containerd-kubelet.md` §10.2);
 //! 2. **connect** (`connect.rs`) with tokio, addresses tried in order with the dial budget split
 //!    between them (Go's `dialSerial`), through the `HTTPS_PROXY` proxy with `CONNECT` when the
-//!    environment names one (Go's `ProxyFromEnvironment`, as containerd's transport, spec §6.5);
+//!    environment names one (Go's `ProxyFromEnvironment`, as containerd's transport, `docs/containerd-kubelet.md` §6.5);
 //! 3. **tls** (`handshake.rs`) with tokio-rustls (ALPN `http/1.1` only: containerd's Go
 //!    transport never speaks HTTP/2), classified from the typed `rustls::Error`, and "the server
 //!    answered in plain HTTP" recognised from the bytes it sent (Go checks for `HTTP/` in the
@@ -71,7 +71,7 @@ pub enum UrlScheme {
     Https,
 }
 
-/// Time limits of the transport. Defaults are containerd's `DefaultHTTPTransport` (spec §6.5).
+/// Time limits of the transport. Defaults are containerd's `DefaultHTTPTransport` (`docs/containerd-kubelet.md` §6.5).
 #[derive(Debug, Clone)]
 pub struct Timeouts {
     /// TCP connect budget (Go `net.Dialer.Timeout`), split between addresses.

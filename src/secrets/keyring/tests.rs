@@ -74,7 +74,7 @@ fn spec_keyring(with_b: bool) -> Keyring {
 
 #[test]
 fn spec_index_order() {
-    // auth-spec.md §3.5: index after Add, reverse sorted.
+    // docs/containerd-kubelet.md §3.5: index after Add, reverse sorted.
     let k = spec_keyring(true);
     assert_eq!(
         k.pod_secrets().keys(),
@@ -94,7 +94,7 @@ fn spec_index_order() {
 
 #[test]
 fn spec_worked_examples() {
-    // auth-spec.md §3.5, every row.
+    // docs/containerd-kubelet.md §3.5, every row.
     let k = spec_keyring(true);
     let table: &[(&str, &[&str])] = &[
         ("nginx", &["B"]),
