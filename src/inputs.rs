@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::{plan, plan_images, ImagePlan, Plan};
 use crate::podspec::Workload;
 use crate::probe::credential::ProbeEnv;
 use crate::probe::tls::NodeRoots;
 use crate::probe::transport::{ResolveOverride, Timeouts, Transport, TransportOptions};
-use crate::secrets::{load_all, load_all_with_warnings, LoadError, Secret, SecretSources};
+use crate::secrets::{load_all_with_warnings, LoadError, Secret, SecretSources};
 
 /// Default mount point of the pull secrets in the DaemonSet.
 pub const DEFAULT_SECRETS_DIR: &str = "/etc/regprobe/secrets";
@@ -85,9 +84,14 @@ pub enum ConfigError {
     /// The transport could not be built.
     #[error(transparent)]
     Transport(#[from] crate::probe::transport::TransportInitError),
-    /// A `--image` is not a valid reference.
-    #[error(transparent)]
-    Image(#[from] crate::plan::ImagePlanError),
+    /// A `--image` is not a valid reference (as containerd and kubelet parse it).
+    #[error("--image {image:?}: {error}")]
+    Image {
+        /// The value given.
+        image: String,
+        /// Why.
+        error: crate::reference::ReferenceError,
+    },
     /// A `--pod-spec` that cannot be read or parsed.
     #[error(transparent)]
     PodSpec(#[from] crate::podspec::PodSpecError),
@@ -152,18 +156,6 @@ impl Inputs {
             tls: Arc::new(crate::probe::exchange::TlsConfigs::new(NodeRoots::load())),
             timeout: n.timeout,
         })
-    }
-
-    /// Loads secrets and plans the probes: credential probes (limited to `only`, as
-    /// `check --registry`), and image probes for the canary images.
-    ///
-    /// Errors: an unreadable secret source or host configuration, an invalid image reference.
-    pub fn load(&self, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
-        let secrets: Vec<Secret> = load_all(&self.sources())?;
-        let dirs = self.hosts_dirs()?;
-        let p = plan(&secrets, &dirs, only)?;
-        let images = plan_images(&self.images, &secrets, &dirs)?;
-        Ok((p, images))
     }
 
     /// Reads what `check` needs before probing: every secret (timed), the host configuration

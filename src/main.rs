@@ -47,7 +47,7 @@ fn main() {
 async fn serve(args: cli::ServeArgs) -> ExitCode {
     let inputs = args.inputs.to_inputs();
     // Explicitly named inputs must exist at start (exit 2); later reloads keep the last good state.
-    if let Err(e) = inputs.load(&[]) {
+    if let Err(e) = regprobe::plan::load(&inputs, &[]) {
         return cli::config_error(e);
     }
     let env = match inputs.probe_env() {

@@ -404,7 +404,7 @@ impl Scheduler {
     /// good state is kept whole; a secret that no longer parses keeps its last good targets.
     fn reload(&mut self) {
         self.tls.clear();
-        let (mut plan, images) = match self.inputs.load(&[]) {
+        let (mut plan, images) = match crate::plan::load(&self.inputs, &[]) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "reloading inputs failed; keeping the last good state");

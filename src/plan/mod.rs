@@ -26,6 +26,9 @@ use crate::secrets::Secret;
 
 pub use pod::{plan_images, ImagePlan, ImagePlanError};
 
+use crate::inputs::{ConfigError, Inputs};
+use crate::secrets::load_all;
+
 /// The probes of one cycle.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -134,6 +137,27 @@ pub fn host_of(registry: &str) -> &str {
 fn matches_filter(registry: &str, only: &[String]) -> bool {
     only.iter()
         .any(|o| o == registry || o == host_of(registry) || host_of(o) == host_of(registry))
+}
+
+/// Loads secrets and plans the probes of `inputs`: credential probes (limited to `only`, as
+/// `check --registry`), and image probes for the canary images.
+///
+/// Errors: an unreadable secret source or host configuration, an invalid image reference.
+pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
+    let secrets: Vec<Secret> = load_all(&inputs.sources())?;
+    let dirs = inputs.hosts_dirs()?;
+    let p = plan(&secrets, &dirs, only)?;
+    let images = plan_images(&inputs.images, &secrets, &dirs)?;
+    Ok((p, images))
+}
+
+impl From<ImagePlanError> for ConfigError {
+    fn from(e: ImagePlanError) -> ConfigError {
+        match e {
+            ImagePlanError::Reference { image, error } => ConfigError::Image { image, error },
+            ImagePlanError::Hosts(e) => ConfigError::Hosts(e),
+        }
+    }
 }
 
 /// The result of a secret that does not parse: `secret_invalid`, registry `""`.
