@@ -243,7 +243,7 @@ impl InputArgs {
 /// `regprobe check`: one cycle, printed as a step-by-step diagnosis; returns the exit status.
 ///
 /// With `--image` or `--pod-spec`, each image is walked as kubelet and containerd pull it
-/// ([`check_images`]); otherwise each `(secret, registry)` credential is walked through the
+/// (`check_images`); otherwise each `(secret, registry)` credential is walked through the
 /// `/v2/` handshake.
 pub async fn check(args: CheckArgs) -> ExitCode {
     let resolved = args.inputs.to_inputs();

@@ -185,7 +185,7 @@ impl Inputs {
     }
 }
 
-/// What `check` read: secrets in the order of [`load_all`], each with its load time, the
+/// What `check` read: secrets in the order of [`crate::secrets::load_all`], each with its load time, the
 /// input warnings, the host configuration roots and the `--pod-spec` workloads.
 #[derive(Debug, Default)]
 pub struct Loaded {

@@ -21,11 +21,14 @@
 //! * [`hosts`] reads containerd's `hosts.toml` and Docker-style `certs.d` folders.
 //! * [`probe`] talks to registries; [`probe::classify`] is the one place a failure becomes a
 //!   [`probe::Reason`].
-//! * [`report`] turns results into Prometheus metrics, JSON and terminal text.
+//! * [`report`] turns results into Prometheus metrics, JSON and terminal text;
+//!   [`report::advice`] is the one place each reason is worded.
 //! * [`inputs`] resolves what is read and how probes connect (from [`cli`]'s flags);
 //!   [`plan`] turns what was read into probes ([`plan::pod`]: images and pods).
 //! * [`scheduler`] runs probes on an interval, [`server`] serves them; [`run`] runs `check`'s
 //!   once; [`cli`] parses flags and picks the output.
+//!
+//! `docs/architecture.md` maps the modules and the typed facts between them.
 //!
 //! The protocol behaviour follows `docs/containerd-kubelet.md` (containerd 2.x, kubelet); names of
 //! reasons, classes, metrics and flags follow `docs/metrics.md`.

@@ -7,8 +7,11 @@
 //! * [`credential`]: the `/v2/` handshake of one credential against one registry;
 //! * [`exchange`]: steps both handshakes share (host TLS, timed requests, HTTP fallback);
 //! * [`pull`]: the manifest `HEAD` of an image probe, with containerd's retries and mirrors;
-//! * [`classify`]: the one place where a failure becomes a [`Reason`], with its hint;
-//! * [`outcome`]: the result types; [`evidence`]: what is kept of each exchange.
+//! * [`classify`]: the one place where a failure becomes a [`Reason`];
+//! * [`vocab`]: phases, reasons, classes; [`failure`]: what went wrong and where, as types;
+//!   [`outcome`]: the result every prober returns; [`evidence`]: what is kept of each exchange.
+//!
+//! Nothing here words advice: `report::advice` does, from these types.
 
 pub mod challenge;
 pub mod classify;

@@ -265,7 +265,7 @@ pub struct ImageFacts {
     pub repository: String,
     /// Tag or digest.
     pub reference: String,
-    /// Why each key does not match (from [`mismatch_phrases`]).
+    /// Why each key does not match (from [`super::mismatch_phrases`]).
     pub mismatches: Vec<String>,
     /// The user name of the first key that does not match, for the fix's command.
     pub mismatch_user: Option<String>,
