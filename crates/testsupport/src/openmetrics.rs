@@ -11,12 +11,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 out = []
 for fam in text_string_to_metric_families(sys.stdin.read()):
     for s in fam.samples:
-        out.append({"family": fam.name, "type": fam.type, "name": s.name, "labels": s.labels, "value": s.value})
+        out.append({"family": fam.name, "type": fam.type, "help": fam.documentation,
+                    "name": s.name, "labels": s.labels, "value": s.value})
 print(json.dumps(out))
 "#;
 
 /// Parses an OpenMetrics exposition; returns one JSON object per sample
-/// (`family`, `type`, `name`, `labels`, `value`). Panics when the text is not valid
+/// (`family`, `type`, `help`, `name`, `labels`, `value`). Panics when the text is not valid
 /// OpenMetrics or the parser is not installed (never skips).
 pub fn parse(text: &str) -> Vec<serde_json::Value> {
     let python = std::env::var("REGPROBE_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -269,6 +269,6 @@ pub struct ImageFacts {
     pub mismatches: Vec<String>,
     /// The user name of the first key that does not match, for the fix's command.
     pub mismatch_user: Option<String>,
-    /// The secret of the first key that does not match (the first of [`mismatch_phrases`]).
+    /// The secret of the first key that does not match (the first of [`super::mismatch_phrases`]).
     pub mismatch_secret: Option<String>,
 }

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::probe::{Class, Phase, TlsInfo};
-use std::process::{Command, Stdio};
 
 fn cred(registry: &str, secret: &str, reason: Option<Reason>, at: f64) -> ProbeResult {
     let mut r = ProbeResult::new(registry, Some(secret.to_owned()));
@@ -447,73 +446,10 @@ fn full_store() -> Store {
 
 /// Candidate interpreters for the reference parser: `$REGPROBE_PYTHON`, then `python3` on
 /// `PATH`, then Debian's `/usr/bin/python3` (where `python3-prometheus-client` installs).
-fn python_candidates() -> Vec<String> {
-    let mut c: Vec<String> = std::env::var("REGPROBE_PYTHON").into_iter().collect();
-    c.push("python3".to_owned());
-    c.push("/usr/bin/python3".to_owned());
-    c
-}
-
-const PARSER_SCRIPT: &str = r#"
-import json, sys
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-out = []
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        out.append({"family": fam.name, "type": fam.type, "help": fam.documentation,
-                    "name": s.name, "labels": s.labels, "value": s.value})
-print(json.dumps(out))
-"#;
-
-/// Parses `text` with the OpenMetrics reference parser (Python `prometheus_client`) and
-/// returns its samples. Panics, never skips, when the parser is unavailable.
+/// Parses `text` with the OpenMetrics reference parser (Python `prometheus_client`, the tests'
+/// support library runs it) and returns its samples. Panics, never skips, when it is missing.
 fn parse_with_reference_parser(text: &str) -> Vec<serde_json::Value> {
-    let mut tried = Vec::new();
-    for python in python_candidates() {
-        let probe = Command::new(&python)
-            .args(["-c", "import prometheus_client.openmetrics.parser"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        match probe {
-            Ok(status) if status.success() => {}
-            Ok(_) => {
-                tried.push(format!("{python}: no module prometheus_client"));
-                continue;
-            }
-            Err(e) => {
-                tried.push(format!("{python}: {e}"));
-                continue;
-            }
-        }
-        let mut child = Command::new(&python)
-            .args(["-c", PARSER_SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the python parser");
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-                out.status.success(),
-                "the OpenMetrics reference parser rejected the exposition:\n{}\n--- exposition ---\n{text}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        return serde_json::from_slice(&out.stdout).expect("parser output is JSON");
-    }
-    panic!(
-        "the OpenMetrics reference parser is not available ({}). Install it with \
-             `python3 -m pip install prometheus-client` (or Debian's python3-prometheus-client), \
-             or point REGPROBE_PYTHON at an interpreter that has it.",
-        tried.join("; ")
-    );
+    regprobe_testsupport::openmetrics::parse(text)
 }
 
 #[test]
