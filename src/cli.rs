@@ -28,6 +28,35 @@ use crate::report::text::{
 };
 use crate::run::{log_result, run_plan, run_planned};
 
+/// Writes to standard output; a closed pipe (`regprobe check … | head -3`) ends the output
+/// quietly (nothing more is written, the exit status stays the verdict's) instead of the panic
+/// `print!` gives. Other write errors are reported once on standard error.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("regprobe: writing to standard output: {e}");
+        }
+    }
+}
+
+/// `print!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -124,7 +153,7 @@ pub struct InputArgs {
     #[arg(long)]
     pub no_default_paths: bool,
     /// Budget for one probe.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
     /// Ask this DNS server instead of /etc/resolv.conf (`ADDR` or `ADDR:PORT`).
     #[arg(long = "dns-server", value_parser = parse_dns_server, value_name = "ADDR[:PORT]")]
@@ -155,20 +184,20 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
     /// Probe period per credential (each probe is jittered by ±10%).
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "5m", value_parser = parse_period, value_name = "DUR")]
     pub interval: Duration,
     /// HTTP listen address for /metrics, /status, /-/healthy, /-/ready, /-/reload.
     #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Spread the first probes over a random delay up to this (at most the interval), so a
     /// DaemonSet rolled out at once does not hit a registry from every node together.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "0s", value_parser = parse_period, value_name = "DUR")]
     pub startup_spread: Duration,
     /// Probes in flight per registry host at most.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub registry_concurrency: u16,
     /// Re-read the inputs this often even without a reload signal.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DUR")]
+    #[arg(long, default_value = "60s", value_parser = parse_period, value_name = "DUR")]
     pub reload_interval: Duration,
 }
 
@@ -203,6 +232,33 @@ pub enum Output {
     Text,
     /// The contract's JSON object `{"probes": [...]}`.
     Json,
+}
+
+/// Longest `--timeout` accepted: one hour (a probe that needs longer is a hung peer).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// Longest `--interval`, `--startup-spread` or `--reload-interval` accepted: seven days.
+pub const MAX_PERIOD: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration (`humantime`: `10s`, `1m30s`) of at most `max`: larger values are usage errors
+/// rather than deadlines that overflow the clock.
+fn parse_bounded(s: &str, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > max {
+        return Err(format!(
+            "{s:?} is longer than the {} allowed",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, MAX_TIMEOUT)
+}
+
+fn parse_period(s: &str) -> Result<Duration, String> {
+    parse_bounded(s, MAX_PERIOD)
 }
 
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
@@ -302,16 +358,16 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            println!("{}", credentials_json(&results, walks));
+            outln!("{}", credentials_json(&results, walks));
         }
         Output::Text => {
             let style = style_of(args);
             for (r, w) in results.iter().zip(&walks) {
-                println!("{}", render_walk(r, w, style));
+                outln!("{}", render_walk(r, w, style));
             }
             let mut warnings = loaded.warnings.clone();
             warnings.extend(plan.warnings.iter().cloned());
-            print!(
+            out!(
                 "{}",
                 render_footer(
                     &plan.skipped,
@@ -383,7 +439,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            println!(
+            outln!(
                 "{}",
                 images_json(inputs, &planned, &pulls, &diagnoses, &invalid)
             );
@@ -392,7 +448,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
             let style = style_of(args);
             for (d, rs) in diagnoses.iter().zip(&pulls) {
                 let refs: Vec<&ProbeResult> = rs.iter().collect();
-                println!("{}", render_image_diagnosis(d, &refs, style));
+                outln!("{}", render_image_diagnosis(d, &refs, style));
             }
             let pullable = diagnoses.iter().filter(|d| d.pullable).count();
             let mut summary = format!(
@@ -409,7 +465,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
                     if invalid.len() == 1 { "does" } else { "do" }
                 ));
             }
-            print!(
+            out!(
                 "{}",
                 render_footer(&[], &loaded.warnings, &summary, !all_ok, style)
             );

@@ -389,3 +389,52 @@ fn bad_pod_specs_are_configuration_errors() {
         run.stderr
     );
 }
+
+/// Durations too long for the clock are usage errors (exit 2) with a clear message, not a panic
+/// when the deadline overflows: `--timeout 500000000000y` used to panic.
+#[test]
+fn out_of_range_durations_are_usage_errors() {
+    for (cmd, flag, value) in [
+        ("check", "--timeout", "500000000000y"),
+        ("check", "--timeout", "2h"),
+        ("serve", "--interval", "500000000000y"),
+        ("serve", "--startup-spread", "30d"),
+        ("serve", "--reload-interval", "8d"),
+    ] {
+        let out = support::regprobe()
+            .args([cmd, "--no-default-paths", flag, value])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd} {flag} {value}: {stderr}");
+        assert!(
+            stderr.contains("is longer than the") && !stderr.contains("panicked"),
+            "{cmd} {flag} {value}: {stderr}"
+        );
+    }
+}
+
+/// A reader that goes away (`regprobe check … | head -3`) ends the output quietly: no panic on
+/// the broken pipe, and the exit status is still the verdict's (1: the secret does not parse).
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("broken.json");
+    std::fs::write(&secret, r#"{"auths": {"r.test": {"auth": "%%%"}}}"#).unwrap();
+    let mut child = support::regprobe()
+        .args(["check", "--no-default-paths", "--secret"])
+        .arg(&secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before regprobe writes anything: every write is EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
