@@ -170,13 +170,7 @@ pub fn invalid_result(secret: &str, error: &str) -> ProbeResult {
     r.reason = Some(reason);
     r.class = Some(reason.class());
     r.detail = format!("the secret does not parse: {error}");
-    r.failed = Some(crate::probe::failure::Failed {
-        failure: f,
-        step: None,
-        host: String::new(),
-        credential_sent: false,
-        exchange: None,
-    });
+    r.failed = Some(crate::probe::failure::Failed::without_request(f));
     r
 }
 

@@ -28,8 +28,8 @@ use super::challenge::Scheme;
 use super::classify::{self, AuthScheme, Failure, Peer};
 use super::evidence;
 use super::exchange::{
-    authority, challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls,
-    tls_for, unix_now, v2_url, with_authorization,
+    authority, challenge_error, challenges, deciding_exchange, exchange, falls_back_to_http,
+    host_request, realm_tls, tls_for, unix_now, v2_url, with_authorization,
 };
 use super::failure::Failed;
 use super::outcome::{AuthMode, Note, Phase, ProbeResult};
@@ -112,38 +112,25 @@ pub fn finish(
 /// Where a credential probe's failure happened: the step of the request that broke and the
 /// server that answered (or did not), from the failure's type and the exchanges recorded.
 fn failed_at(failure: Failure, result: &ProbeResult, target: &CredentialTarget) -> Failed {
-    let last = result.exchanges.len().checked_sub(1);
-    let last_phase = result.exchanges.last().and_then(|e| e.phase);
     let step = match &failure {
         Failure::SecretInvalid(_) => None,
-        Failure::Transport {
-            peer: Peer::Realm, ..
-        }
-        | Failure::TokenStatus { .. }
-        | Failure::TokenBody(_)
-        | Failure::CredentialMissing(AuthScheme::Bearer)
-        | Failure::CredentialNotForwarded {
-            peer: Peer::Realm, ..
-        } => Some(Phase::Token),
+        Failure::CredentialMissing(AuthScheme::Bearer) => Some(Phase::Token),
         Failure::CredentialMissing(AuthScheme::Basic) => Some(Phase::Verify),
-        _ => Some(last_phase.unwrap_or(Phase::Challenge)),
+        f if f.peer() == Peer::Realm => Some(Phase::Token),
+        _ => Some(
+            result
+                .exchanges
+                .last()
+                .and_then(|e| e.phase)
+                .unwrap_or(Phase::Challenge),
+        ),
     };
-    // The server: the last exchange's (the realm for token steps), else the registry host.
-    let host = match step {
-        Some(Phase::Token) => result
-            .exchanges
-            .iter()
-            .rev()
-            .find(|e| e.phase == Some(Phase::Token))
-            .and_then(|e| Url::parse(&e.url).ok())
-            .map(|u| authority(&u)),
-        _ => result
-            .exchanges
-            .last()
-            .and_then(|e| Url::parse(&e.url).ok())
-            .map(|u| authority(&u)),
-    }
-    .unwrap_or_else(|| target.host.host.clone());
+    let at = step.and_then(|s| deciding_exchange(&result.exchanges, s));
+    // The server of that exchange (the realm for token steps), else the registry host.
+    let host = at
+        .and_then(|i| Url::parse(&result.exchanges[i].url).ok())
+        .map(|u| authority(&u))
+        .unwrap_or_else(|| target.host.host.clone());
     let credential_sent = matches!(step, Some(Phase::Verify) | Some(Phase::Token))
         && !matches!(failure, Failure::CredentialMissing(_));
     Failed {
@@ -151,7 +138,7 @@ fn failed_at(failure: Failure, result: &ProbeResult, target: &CredentialTarget) 
         step,
         host,
         credential_sent,
-        exchange: last,
+        exchange: at,
     }
 }
 

@@ -11,7 +11,7 @@ use url::Url;
 use super::challenge::{parse_challenges, Challenge};
 use super::classify::{Failure, Peer};
 use super::evidence;
-use super::outcome::{Phase, ProbeResult};
+use super::outcome::{Exchange, Phase, ProbeResult};
 use super::tls::{client_config, NodeRoots};
 use super::transport::{Request, Response, Session, TlsFailure, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -240,6 +240,15 @@ pub fn v2_url(host: &RegistryHost, scheme: HostScheme) -> Result<Url, Failure> {
 }
 
 pub use super::transport::authority;
+
+/// The exchange a failure at `step` rests on: the last one of that step, else the last one
+/// (a transport failure before any request of the step); `None` when there is none.
+pub fn deciding_exchange(exchanges: &[Exchange], step: Phase) -> Option<usize> {
+    exchanges
+        .iter()
+        .rposition(|e| e.phase == Some(step))
+        .or_else(|| exchanges.len().checked_sub(1))
+}
 
 /// The `error` parameter of the response's challenge (`invalid_token`, `insufficient_scope`).
 pub fn challenge_error(resp: &Response) -> Option<String> {

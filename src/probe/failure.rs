@@ -400,3 +400,17 @@ pub struct Failed {
     /// the verdict rests on; `None` when no request was sent there.
     pub exchange: Option<usize>,
 }
+
+impl Failed {
+    /// A failure that involved no request and no server (a secret that does not parse, no
+    /// host that may resolve the image).
+    pub fn without_request(failure: Failure) -> Failed {
+        Failed {
+            failure,
+            step: None,
+            host: String::new(),
+            credential_sent: false,
+            exchange: None,
+        }
+    }
+}

@@ -217,9 +217,6 @@ pub struct HostVerdict {
     pub reason: Option<Reason>,
     /// What happened there.
     pub detail: String,
-    /// The failure there, with its step and server (not serialised).
-    #[serde(skip)]
-    pub failed: Option<Failed>,
 }
 
 /// Docker Hub's pull allowance, from `ratelimit-limit` / `ratelimit-remaining`.

@@ -33,11 +33,13 @@ use super::challenge::Scheme;
 use super::classify::{self, AuthScheme, Failure, Peer};
 use super::credential::ProbeEnv;
 use super::exchange::{
-    challenge_error, challenges, exchange, falls_back_to_http, host_request, realm_tls, tls_for,
-    unix_now, with_authorization,
+    challenge_error, challenges, deciding_exchange, exchange, falls_back_to_http, host_request,
+    realm_tls, tls_for, unix_now, with_authorization,
 };
 use super::failure::Failed;
-use super::outcome::{AuthMode, HostVerdict, KeyRef, Note, Phase, ProbeResult, RateLimit};
+use super::outcome::{
+    AuthMode, Exchange, HostVerdict, KeyRef, Note, Phase, ProbeResult, RateLimit,
+};
 use super::token;
 use super::transport::{Response, Session};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -154,11 +156,6 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         let mut host_result = ProbeResult::new("", None);
         let outcome =
             resolve_on_host(env, target, host, last_host, &mut session, &mut host_result).await;
-        let host_steps: Vec<(Option<Phase>, String)> = host_result
-            .exchanges
-            .iter()
-            .map(|e| (e.phase, e.url.clone()))
-            .collect();
         let first_index = result.exchanges.len();
         // Merge what this host recorded.
         for (p, s) in &host_result.phases {
@@ -183,7 +180,6 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                     success: true,
                     reason: None,
                     detail: format!("resolved to {digest}"),
-                    failed: None,
                 });
                 result.auth_mode = host_result.auth_mode.take();
                 success = Some((digest, host.host.clone()));
@@ -197,14 +193,13 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                     &describe(&failure, &host_result_last(&result), target, &host.host),
                     &[password.as_str()],
                 );
-                let failed = failed_on_host(failure, &host_steps, first_index, host, target);
+                let failed = failed_on_host(failure, &result.exchanges, first_index, host, target);
                 result.hosts.push(HostVerdict {
                     host: url,
                     mirror: host.is_mirror,
                     success: false,
                     reason: Some(reason),
                     detail: detail.clone(),
-                    failed: Some(failed.clone()),
                 });
                 if result.auth_mode.is_none() {
                     result.auth_mode = host_result.auth_mode.take();
@@ -238,13 +233,7 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             result.class = Some(reason.class());
             result.detail =
                 "no host is configured to resolve this image (hosts.toml capabilities)".into();
-            result.failed = Some(Failed {
-                failure,
-                step: None,
-                host: String::new(),
-                credential_sent: false,
-                exchange: None,
-            });
+            result.failed = Some(Failed::without_request(failure));
         }
     }
     result
@@ -255,47 +244,35 @@ fn host_result_last(result: &ProbeResult) -> Option<super::Exchange> {
 }
 
 /// Where an attempt broke on one host: the step of the failing request (the token request
-/// for a token failure, the manifest request otherwise), the host, and the index of the host's
-/// last exchange in the merged result (`first_index` is where the host's exchanges start).
+/// for a failure at the realm, the manifest request otherwise), the server (the realm's for a
+/// token failure, else the host), and the exchange it rests on. The host's exchanges are
+/// `exchanges[first_index..]`.
 fn failed_on_host(
     failure: Failure,
-    host_steps: &[(Option<Phase>, String)],
+    exchanges: &[Exchange],
     first_index: usize,
     host: &RegistryHost,
     target: &PullTarget,
 ) -> Failed {
-    let token = matches!(
-        failure,
-        Failure::TokenStatus { .. }
-            | Failure::TokenBody(_)
-            | Failure::Transport {
-                peer: Peer::Realm,
-                ..
-            }
-            | Failure::CredentialNotForwarded {
-                peer: Peer::Realm,
-                ..
-            }
-    );
-    let step = if token { Phase::Token } else { Phase::Manifest };
-    let (user, _) = containerd_credentials(target.credential.as_ref());
-    let at = host_steps
-        .iter()
-        .rposition(|(p, _)| *p == Some(step))
-        .or_else(|| host_steps.len().checked_sub(1));
-    // A token failure is the realm's: its host is the token request's.
+    let step = if failure.peer() == Peer::Realm {
+        Phase::Token
+    } else {
+        Phase::Manifest
+    };
+    let at = deciding_exchange(&exchanges[first_index..], step).map(|i| first_index + i);
     let server = match (step, at) {
-        (Phase::Token, Some(i)) => Url::parse(&host_steps[i].1)
+        (Phase::Token, Some(i)) => Url::parse(&exchanges[i].url)
             .ok()
             .map(|u| super::exchange::authority(&u)),
         _ => None,
     };
+    let (user, _) = containerd_credentials(target.credential.as_ref());
     Failed {
         credential_sent: !user.is_empty() && !matches!(failure, Failure::CredentialMissing(_)),
         failure,
         step: Some(step),
         host: server.unwrap_or_else(|| host.host.clone()),
-        exchange: at.map(|i| first_index + i),
+        exchange: at,
     }
 }
 

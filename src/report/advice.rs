@@ -4,7 +4,7 @@
 
 use url::Url;
 
-use super::diagnosis::{host_part, network_layer, realm_of, status_text, StepKind};
+use super::diagnosis::{network_layer, realm_of, status_text, StepKind};
 use super::diagnosis::{Context, ImageFacts, Verdict};
 use crate::probe::{Phase, ProbeResult, Reason};
 
@@ -15,16 +15,21 @@ pub fn hint_of(r: &ProbeResult) -> String {
         return String::new();
     };
     let realm = if r.image.is_none() {
-        r.exchanges
-            .iter()
-            .rev()
-            .find(|e| e.phase == Some(Phase::Token))
-            .and_then(|e| Url::parse(&e.url).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
+        token_host(r)
     } else {
         None
     };
     hint(reason, &r.registry, realm.as_deref())
+}
+
+/// The host name (no port) of the last token request: the token service the advice names.
+fn token_host(r: &ProbeResult) -> Option<String> {
+    r.exchanges
+        .iter()
+        .rev()
+        .find(|e| e.phase == Some(Phase::Token))
+        .and_then(|e| Url::parse(&e.url).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
 }
 
 /// What an SRE should do about `reason`, in one or two sentences. `registry` and `realm_host`
@@ -154,13 +159,9 @@ pub fn verdict(r: &ProbeResult, image: Option<&ImageFacts>, ctx: &Context) -> Ve
     let failed = r.failed.as_ref();
     let token_failed = failed.is_some_and(|f| f.step == Some(Phase::Token));
     // The probe's hint names the registry; a failure at the token service is about its host.
-    let hint = match failed.filter(|f| token_failed && !f.host.is_empty()) {
-        Some(f) => super::advice::hint(
-            reason,
-            crate::plan::host_of(&registry),
-            Some(&host_part(&f.host)),
-        ),
-        None => super::advice::hint_of(r),
+    let hint = match token_host(r).filter(|_| token_failed) {
+        Some(realm_host) => hint(reason, crate::plan::host_of(&registry), Some(&realm_host)),
+        None => hint_of(r),
     };
     let (summary, next): (String, String) = match reason {
         Reason::Unauthorized => (

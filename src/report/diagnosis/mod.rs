@@ -36,7 +36,7 @@ pub use inputs::{
     keys_step, match_step, mismatch_phrases, missing_step, secret_step, unreferenced_step,
 };
 pub use model::*;
-pub(crate) use network::{host_part, network_layer};
+pub(crate) use network::network_layer;
 
 // ------------------------------------------------------------------------------------------
 // Whole diagnoses

@@ -76,7 +76,8 @@ pub(crate) fn network_layer(r: &ProbeResult) -> Option<StepKind> {
     }
 }
 
-/// The host name of `host[:port]` (brackets of an IPv6 literal kept), lower-cased.
+/// The host name of `host[:port]`, lower-cased, without the brackets of an IPv6 literal (so
+/// `[::1]:5000` and `[::1]` compare equal).
 pub(crate) fn host_part(authority: &str) -> String {
     let h = match authority.rsplit_once(':') {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,

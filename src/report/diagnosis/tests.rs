@@ -142,7 +142,6 @@ fn an_anonymous_refused_pull_names_the_key_mismatch() {
         success: false,
         reason: Some(Reason::NoMatchingCredential),
         detail: "401".into(),
-        failed: None,
     });
     p.exchanges.push(Exchange {
         phase: Some(Phase::Manifest),
