@@ -41,6 +41,7 @@ pub mod inputs;
 pub mod plan;
 pub mod podspec;
 pub mod probe;
+pub mod providers;
 pub mod reference;
 pub mod report;
 pub mod run;

@@ -20,6 +20,12 @@ use super::vocab::Reason;
 pub fn reason(f: &Failure) -> Reason {
     match f {
         Failure::SecretInvalid(_) => Reason::SecretInvalid,
+        // kubelet does not start with a plugin missing from the bin dir
+        // (`RegisterCredentialProviderPlugins`): the node's configuration.
+        Failure::ProviderMissing(_) => Reason::ProviderMissing,
+        // The plugin ran and kubelet got no credential from it (`provide` logs and returns an
+        // empty DockerConfig): the credential source failed.
+        Failure::ProviderFailed(_) => Reason::ProviderFailed,
         // A token service that answers, but not in HTTP, or in a redirect loop, misbehaves: a
         // registry-side fault at the realm (`token_endpoint`), as its statuses are.
         Failure::Transport {

@@ -113,7 +113,9 @@ pub fn finish(
 /// server that answered (or did not), from the failure's type and the exchanges recorded.
 fn failed_at(failure: Failure, result: &ProbeResult, target: &CredentialTarget) -> Failed {
     let step = match &failure {
-        Failure::SecretInvalid(_) => None,
+        Failure::SecretInvalid(_) | Failure::ProviderMissing(_) | Failure::ProviderFailed(_) => {
+            None
+        }
         Failure::CredentialMissing(AuthScheme::Bearer) => Some(Phase::Token),
         Failure::CredentialMissing(AuthScheme::Basic) => Some(Phase::Verify),
         f if f.peer() == Peer::Realm => Some(Phase::Token),
@@ -400,6 +402,7 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
     };
     match f {
         Failure::SecretInvalid(e) => format!("the secret does not parse: {e}"),
+        Failure::ProviderMissing(e) | Failure::ProviderFailed(e) => e.clone(),
         Failure::Transport { peer, error } => {
             let what = match peer {
                 Peer::Registry => "the registry",

@@ -295,6 +295,12 @@ pub enum Failure {
         /// What the redirect did, naming the host (from the transport).
         how: String,
     },
+    /// A credential-provider plugin named by kubelet's config is absent from the bin dir or not
+    /// executable (`crate::providers::ExecError::is_missing`); the sentence names the path.
+    ProviderMissing(String),
+    /// A credential-provider plugin ran and gave no credentials: non-zero exit, timeout, or an
+    /// answer kubelet rejects. The sentence holds no credential (stderr capped and redacted).
+    ProviderFailed(String),
 }
 
 /// The network layer a transport failure happened in, for the walk's DNS/TCP/TLS steps.

@@ -158,11 +158,17 @@ pub enum Reason {
     SecretInvalid,
     /// An image probe found no key that kubelet would match, and anonymous access was refused.
     NoMatchingCredential,
+    /// A credential-provider plugin of kubelet's config is absent from the bin dir or not
+    /// executable (class `config`).
+    ProviderMissing,
+    /// A credential-provider plugin exited non-zero, timed out, or answered what kubelet
+    /// rejects (class `credential`).
+    ProviderFailed,
 }
 
 impl Reason {
     /// Every reason, in contract order.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 28] = [
         Reason::Unauthorized,
         Reason::TokenForbidden,
         Reason::CredentialMissing,
@@ -189,6 +195,8 @@ impl Reason {
         Reason::ManifestUnsupported,
         Reason::SecretInvalid,
         Reason::NoMatchingCredential,
+        Reason::ProviderMissing,
+        Reason::ProviderFailed,
     ];
 
     /// The class this reason belongs to (`docs/metrics.md` table).
@@ -203,7 +211,8 @@ impl Reason {
             | TlsUntrusted | TlsHostnameMismatch | TlsExpired | TlsHandshake => Class::Network,
             NotARegistry | PlainHttp | RegistryError | TokenEndpoint | TokenRejected
             | RateLimited | ChallengeUnsupported | ManifestUnsupported => Class::Registry,
-            SecretInvalid | NoMatchingCredential => Class::Config,
+            SecretInvalid | NoMatchingCredential | ProviderMissing => Class::Config,
+            ProviderFailed => Class::Credential,
         }
     }
 
@@ -237,6 +246,8 @@ impl Reason {
             ManifestUnsupported => "manifest_unsupported",
             SecretInvalid => "secret_invalid",
             NoMatchingCredential => "no_matching_credential",
+            ProviderMissing => "provider_missing",
+            ProviderFailed => "provider_failed",
         }
     }
 }

@@ -109,6 +109,10 @@ pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String 
         Reason::NoMatchingCredential => format!(
             "No key of the pull secrets matches this image, so kubelet pulls anonymously and {registry} refuses. Make the secret's registry key match the image host (and port) exactly."
         ),
+        Reason::ProviderMissing => "A credential provider named in kubelet's --image-credential-provider-config is not an executable file in --image-credential-provider-bin-dir; kubelet does not start with such a config. Install the plugin on the node image (or fix its name in the config) and restart kubelet.".to_string(),
+        Reason::ProviderFailed => format!(
+            "kubelet's credential provider gives no credential for {registry}: the plugin failed (see its stderr in the detail). If it fails on every node, check the cloud identity and its registry policy (node role / managed identity / service account); if on some nodes only, their access to the metadata service and the cloud's token endpoint."
+        ),
     }
 }
 

@@ -14,8 +14,14 @@
 //! inside a host, so a key's labels can hold `*` globs but no `[...]` classes.
 //! [`Keyring::explain`] says, for every key, why it did or did not match.
 //!
-//! Not modelled: exec credential-provider plugins (§3.6), and Go's random order of two spellings of
-//! one key inside one secret (regprobe keeps the secret's entry order).
+//! Exec credential-provider plugins (§3.6) are run by `crate::providers`; their answers arrive
+//! here as secrets with id `provider:NAME` and make the third sub-keyring, after the node's
+//! (`kuberuntime_image.go`: `MakeDockerKeyring(pullSecrets, UnionDockerKeyring{nodeKeyring,
+//! externalCredentialProviderKeyring})`; `plugin/plugins.go` adds every provider's `auth` map
+//! to one `BasicDockerKeyring`).
+//!
+//! Not modelled: Go's random order of two spellings of one key inside one secret (regprobe keeps
+//! the secret's entry order).
 
 use crate::golang::{self, GoUrl};
 use crate::secrets::{AuthEntry, Credential, Secret};
@@ -35,7 +41,13 @@ pub enum KeyringSource {
     PodSecrets,
     /// The node's kubelet `config.json` (secret id `node`), looked up second.
     Node,
+    /// Exec credential-provider plugins (secret ids `provider:NAME`), looked up last
+    /// (`externalCredentialProviderKeyring`).
+    Provider,
 }
+
+/// The prefix of the secret id of a credential-provider plugin's answer (`provider:NAME`).
+pub const PROVIDER_SECRET_PREFIX: &str = "provider:";
 
 impl KeyringSource {
     /// `pod-secrets` or `node`.
@@ -43,6 +55,7 @@ impl KeyringSource {
         match self {
             KeyringSource::PodSecrets => "pod-secrets",
             KeyringSource::Node => "node",
+            KeyringSource::Provider => "provider",
         }
     }
 }
@@ -440,6 +453,7 @@ impl BasicDockerKeyring {
 pub struct Keyring {
     pod: BasicDockerKeyring,
     node: BasicDockerKeyring,
+    provider: BasicDockerKeyring,
     invalid: Vec<String>,
 }
 
@@ -451,6 +465,8 @@ impl Keyring {
         for secret in secrets {
             let ring = if secret.id == NODE_SECRET_ID {
                 &mut keyring.node
+            } else if secret.id.starts_with(PROVIDER_SECRET_PREFIX) {
+                &mut keyring.provider
             } else {
                 &mut keyring.pod
             };
@@ -486,6 +502,7 @@ impl Keyring {
     pub fn lookup(&self, repo_to_pull: &str) -> Vec<KeyMatch> {
         let mut out = self.pod.lookup(repo_to_pull, KeyringSource::PodSecrets);
         out.extend(self.node.lookup(repo_to_pull, KeyringSource::Node));
+        out.extend(self.provider.lookup(repo_to_pull, KeyringSource::Provider));
         out
     }
 
@@ -500,6 +517,7 @@ impl Keyring {
     pub fn explain(&self, repo_to_pull: &str) -> Vec<KeyVerdict> {
         let mut out = self.pod.explain(repo_to_pull, KeyringSource::PodSecrets);
         out.extend(self.node.explain(repo_to_pull, KeyringSource::Node));
+        out.extend(self.provider.explain(repo_to_pull, KeyringSource::Provider));
         out
     }
 }
@@ -525,6 +543,11 @@ pub fn urls_match_str(glob: &str, target: &str) -> bool {
         (Some(g), Some(t)) => compare(&g, &t).is_empty(),
         _ => false,
     }
+}
+
+/// Whether kubelet's `ParseSchemelessURL` accepts `s` (`config.go` validates `matchImages` so).
+pub fn is_schemeless_url(s: &str) -> bool {
+    parse_schemeless(s).is_some()
 }
 
 /// kubelet's `ParseSchemelessURL` (`keyring.go`): Go's `url.Parse("https://" + s)`; `None` where

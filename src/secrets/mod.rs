@@ -94,6 +94,8 @@ pub enum SecretKind {
     NodeConfig,
     /// The format could not be determined (unreadable file, invalid JSON/YAML, a non-pull Secret).
     Unknown,
+    /// The `auth` map of a credential-provider plugin's answer (`crate::providers`).
+    Provider,
 }
 
 impl SecretKind {
@@ -104,6 +106,7 @@ impl SecretKind {
             SecretKind::DockerCfg => "dockercfg",
             SecretKind::NodeConfig => "node-config",
             SecretKind::Unknown => "unknown",
+            SecretKind::Provider => "credential-provider",
         }
     }
 }

@@ -216,6 +216,7 @@ impl SecretInfo {
                 SecretKind::DockerCfg => "kubernetes.io/dockercfg (legacy)".into(),
                 SecretKind::NodeConfig => "kubelet config.json (the node's keyring)".into(),
                 SecretKind::Unknown => "unknown type".into(),
+                SecretKind::Provider => "kubelet credential provider plugin answer".into(),
             },
             node: secret.kind == SecretKind::NodeConfig
                 || secret.id == crate::secrets::keyring::NODE_SECRET_ID,
