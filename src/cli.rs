@@ -152,6 +152,17 @@ pub struct InputArgs {
     /// Ignore the default paths; read only what is named on the command line.
     #[arg(long)]
     pub no_default_paths: bool,
+    /// kubelet's CredentialProviderConfig (a file, or a directory of *.yaml/*.yml/*.json):
+    /// run its exec credential-provider plugins as kubelet does (secret ids `provider:NAME`).
+    /// Needs --image-credential-provider-bin-dir.
+    #[arg(long = "image-credential-provider-config", value_name = "FILE")]
+    pub image_credential_provider_config: Option<PathBuf>,
+    /// kubelet's directory of credential-provider plugin executables.
+    #[arg(long = "image-credential-provider-bin-dir", value_name = "DIR")]
+    pub image_credential_provider_bin_dir: Option<PathBuf>,
+    /// Kill a credential-provider plugin run after this long (kubelet: 1m).
+    #[arg(long, default_value = "1m", value_parser = parse_timeout, value_name = "DUR")]
+    pub image_credential_provider_timeout: Duration,
     /// Budget for one probe.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
@@ -282,6 +293,9 @@ impl InputArgs {
                 node_config: self.node_config.clone(),
                 hosts_dirs: self.hosts_dirs.clone(),
                 default_paths: !self.no_default_paths,
+                provider_config: self.image_credential_provider_config.clone(),
+                provider_bin_dir: self.image_credential_provider_bin_dir.clone(),
+                provider_timeout: Some(self.image_credential_provider_timeout),
             },
             network: Network {
                 timeout: self.timeout,
@@ -323,10 +337,12 @@ fn style_of(args: &CheckArgs) -> Style {
 /// `check` without images: each `(secret, registry)` credential walked through the handshake.
 async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs) -> ExitCode {
     let loaded = &inputs.loaded;
-    let plan = match plan(&loaded.secrets, &loaded.hosts_dirs, &args.registries) {
+    let mut plan = match plan(&loaded.secrets, &loaded.hosts_dirs, &args.registries) {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
+    plan.invalid
+        .extend(provider_failures(&loaded.provider_targets));
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
             "regprobe: nothing to check: no credential found{} (give --secret FILE, --secrets-dir DIR, --image REF or --pod-spec FILE)",
@@ -429,6 +445,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
                 .err()
                 .map(|e| invalid_result(&s.id, &e.to_string()))
         })
+        .chain(provider_failures(&loaded.provider_images))
         .collect();
     let all_ok = invalid.is_empty() && diagnoses.iter().all(|d| d.pullable);
     for r in invalid.iter().chain(pulls.iter().flatten()) {
@@ -476,6 +493,18 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     } else {
         ExitCode::Failed
     }
+}
+
+/// The failed probes of credential-provider answers (`provider_missing`, `provider_failed`),
+/// each answer's account logged at debug level.
+fn provider_failures(answers: &[crate::providers::Answer]) -> Vec<ProbeResult> {
+    for a in answers {
+        tracing::debug!("{}", crate::providers::describe(a));
+    }
+    answers
+        .iter()
+        .filter_map(crate::providers::failure_result)
+        .collect()
 }
 
 /// Prints a configuration error and gives the exit status for it (2).

@@ -53,6 +53,12 @@ pub struct InputPaths {
     pub hosts_dirs: Vec<PathBuf>,
     /// Add the default paths that exist where none is named (false: `--no-default-paths`).
     pub default_paths: bool,
+    /// kubelet's `--image-credential-provider-config` (a file or a directory).
+    pub provider_config: Option<PathBuf>,
+    /// kubelet's `--image-credential-provider-bin-dir`.
+    pub provider_bin_dir: Option<PathBuf>,
+    /// Kill a credential-provider run after this long; `None`: kubelet's one minute.
+    pub provider_timeout: Option<Duration>,
 }
 
 /// Transport settings of every probe.
@@ -98,6 +104,9 @@ pub enum ConfigError {
     /// Standard input named more than once (`--secret -` and `--pod-spec -`).
     #[error("--secret - / --pod-spec -: standard input can be read only once")]
     StdinTwice,
+    /// kubelet's credential-provider configuration (`--image-credential-provider-*`).
+    #[error(transparent)]
+    Providers(#[from] crate::providers::ProviderConfigError),
 }
 
 impl Inputs {
@@ -137,6 +146,31 @@ impl Inputs {
             .map(PathBuf::from)
             .filter(|p| p.is_dir())
             .collect())
+    }
+
+    /// kubelet's credential-provider plugins, when both `--image-credential-provider-config`
+    /// and `--image-credential-provider-bin-dir` are given: the process-wide
+    /// [`crate::providers::Providers`] of these settings, its config (re-)read.
+    ///
+    /// Errors: one flag without the other, a missing bin dir, a config kubelet refuses
+    /// ([`crate::providers::ProviderConfigError`]); the last good config stays loaded.
+    pub fn providers(&self) -> Result<Option<Arc<crate::providers::Providers>>, ConfigError> {
+        use crate::providers::{ProviderConfigError, ProviderSettings};
+        let p = &self.paths;
+        let (config, bin_dir) = match (&p.provider_config, &p.provider_bin_dir) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(b)) => (c.clone(), b.clone()),
+            _ => return Err(ProviderConfigError::FlagPair.into()),
+        };
+        let providers = crate::providers::shared(&ProviderSettings {
+            config,
+            bin_dir,
+            timeout: p
+                .provider_timeout
+                .unwrap_or(crate::providers::exec::KUBELET_TIMEOUT),
+        });
+        providers.load()?;
+        Ok(Some(providers))
     }
 
     /// Builds what every probe shares: the transport and the node's CA bundle.
@@ -181,6 +215,13 @@ impl Inputs {
             loaded.warnings.extend(specs.warnings);
             loaded.workloads.extend(specs.workloads);
         }
+        if let Some(providers) = self.providers()? {
+            let mut images = self.images.clone();
+            for w in &loaded.workloads {
+                images.extend(w.images.iter().map(|i| i.image.clone()));
+            }
+            resolve_providers(&providers, &images, &mut loaded);
+        }
         Ok(loaded)
     }
 }
@@ -200,6 +241,61 @@ pub struct Loaded {
     pub hosts_dirs: Vec<PathBuf>,
     /// The workloads of every `--pod-spec`, in order.
     pub workloads: Vec<Workload>,
+    /// Credential-provider answers for the concrete `matchImages` hosts (their credentials are
+    /// in `secrets` as `provider:NAME`, keyed by the host).
+    pub provider_targets: Vec<crate::providers::Answer>,
+    /// Credential-provider answers for each image (kubelet's `repoToPull`), looked up after
+    /// the node's `config.json` for that image only.
+    pub provider_images: Vec<crate::providers::Answer>,
+}
+
+/// Asks kubelet's credential providers for what `check` and `serve` probe: each concrete
+/// `matchImages` host (as a credential target, secret `provider:NAME` keyed by the host) and
+/// each image (kubelet's `repoToPull`; an image that does not parse is left to the planner's
+/// error). A provider with only wildcard patterns and no image it serves gets a warning.
+pub fn resolve_providers(
+    providers: &crate::providers::Providers,
+    images: &[String],
+    loaded: &mut Loaded,
+) {
+    use crate::providers::{target_secret, AnswerSource};
+    let targets: Vec<(String, Option<String>)> = providers
+        .concrete_targets()
+        .into_iter()
+        .map(|(name, host)| (host, Some(name)))
+        .collect();
+    let mut repos: Vec<(String, Option<String>)> = Vec::new();
+    for image in images {
+        if let Ok(r) = crate::reference::parse(image) {
+            let repo = r.repo_to_pull();
+            if !repos.iter().any(|(x, _)| *x == repo) {
+                repos.push((repo, None));
+            }
+        }
+    }
+    loaded.provider_targets = providers.resolve(&targets);
+    loaded.provider_images = providers.resolve(&repos);
+    for a in &loaded.provider_targets {
+        if let Some(s) = target_secret(a) {
+            loaded.warnings.extend(s.warnings.iter().cloned());
+            let seconds = match &a.source {
+                AnswerSource::Ran(run) => run.duration.as_secs_f64(),
+                AnswerSource::Cached => 0.0,
+            };
+            loaded.seconds.push(seconds);
+            loaded.secrets.push(s);
+        }
+    }
+    for p in providers.providers() {
+        let asked = loaded.provider_images.iter().any(|a| a.provider == p.name);
+        if !asked && p.match_images.iter().all(|m| m.contains(['*', '?', '['])) {
+            loaded.warnings.push(format!(
+                "credential provider {} matches only wildcard patterns ({}): it names no host to probe; give an image it serves with --image (a canary in serve) to probe its credentials",
+                p.name,
+                p.match_images.join(", ")
+            ));
+        }
+    }
 }
 
 /// Loads every secret source one at a time, to time each: the secrets come in the order of
@@ -269,6 +365,16 @@ mod tests {
             images: Vec::new(),
             audit_all: false,
         }
+    }
+
+    #[test]
+    fn provider_flags_go_together() {
+        let i = inputs(InputPaths {
+            provider_config: Some("/nonexistent/c.yaml".into()),
+            ..InputPaths::default()
+        });
+        let e = i.read(&[]).unwrap_err();
+        assert!(e.to_string().contains("go together"), "{e}");
     }
 
     #[test]

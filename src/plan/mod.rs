@@ -143,11 +143,60 @@ fn matches_filter(registry: &str, only: &[String]) -> bool {
 /// `check --registry`), and image probes for the canary images.
 ///
 /// Errors: an unreadable secret source or host configuration, an invalid image reference.
+///
+/// With kubelet's credential providers (`--image-credential-provider-*`), each concrete
+/// `matchImages` host gets a credential probe with the provider's answer (secret
+/// `provider:NAME`), each image the answers for it after the node's `config.json`, and a failed
+/// answer is a finished `provider_missing` / `provider_failed` result. Plugins run only when
+/// kubelet's cache would run them (the cache outlives reloads).
 pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
     let secrets: Vec<Secret> = load_all(&inputs.sources())?;
     let dirs = inputs.hosts_dirs()?;
-    let p = plan(&secrets, &dirs, only)?;
-    let images = plan_images(&inputs.images, &secrets, &dirs)?;
+    let Some(providers) = inputs.providers()? else {
+        let p = plan(&secrets, &dirs, only)?;
+        let images = plan_images(&inputs.images, &secrets, &dirs)?;
+        return Ok((p, images));
+    };
+    let mut loaded = crate::inputs::Loaded {
+        seconds: vec![0.0; secrets.len()],
+        secrets,
+        ..Default::default()
+    };
+    crate::inputs::resolve_providers(&providers, &inputs.images, &mut loaded);
+    let mut p = plan(&loaded.secrets, &dirs, only)?;
+    for a in loaded
+        .provider_targets
+        .iter()
+        .chain(&loaded.provider_images)
+    {
+        tracing::debug!("{}", crate::providers::describe(a));
+        p.invalid.extend(crate::providers::failure_result(a));
+    }
+    p.warnings.extend(loaded.warnings);
+    let base: Vec<Secret> = loaded
+        .secrets
+        .iter()
+        .filter(|s| {
+            !s.id
+                .starts_with(crate::secrets::keyring::PROVIDER_SECRET_PREFIX)
+        })
+        .cloned()
+        .collect();
+    let mut images = Vec::new();
+    for image in &inputs.images {
+        let repo = crate::reference::parse(image)
+            .map(|r| r.repo_to_pull())
+            .unwrap_or_default();
+        let mut used = base.clone();
+        used.extend(
+            loaded
+                .provider_images
+                .iter()
+                .filter(|a| a.image == repo)
+                .filter_map(crate::providers::answer_secret),
+        );
+        images.extend(plan_images(std::slice::from_ref(image), &used, &dirs)?);
+    }
     Ok((p, images))
 }
 

@@ -19,7 +19,7 @@ use crate::probe::credential::CredentialTarget;
 use crate::probe::pull::PullTarget;
 use crate::probe::{KeyRef, ProbeResult};
 use crate::reference::{ImageRef, ReferenceError};
-use crate::secrets::keyring::NODE_SECRET_ID;
+use crate::secrets::keyring::{NODE_SECRET_ID, PROVIDER_SECRET_PREFIX};
 use crate::secrets::{KeyVerdict, Keyring, Secret};
 
 /// An image probe: kubelet's credential attempts for one image, in order.
@@ -136,13 +136,18 @@ pub struct ImageJob {
 pub fn image_jobs(images: &[String], loaded: &Loaded) -> Vec<ImageJob> {
     let secrets = &loaded.secrets;
     let is_node = |s: &Secret| s.id == NODE_SECRET_ID;
+    // A provider's answers are per image (`plan_pods` adds them): the ones in `secrets` were
+    // asked for a `matchImages` host and belong to no image.
+    let is_provider = |s: &Secret| s.id.starts_with(PROVIDER_SECRET_PREFIX);
     let mut jobs: Vec<ImageJob> = images
         .iter()
         .map(|image| ImageJob {
             image: image.clone(),
             workload: None,
             containers: Vec::new(),
-            used: (0..secrets.len()).collect(),
+            used: (0..secrets.len())
+                .filter(|&i| !is_provider(&secrets[i]))
+                .collect(),
             unreferenced: Vec::new(),
             missing: Vec::new(),
         })
@@ -169,7 +174,9 @@ pub fn image_jobs(images: &[String], loaded: &Loaded) -> Vec<ImageJob> {
                 .filter(|(_, s)| is_node(s))
                 .map(|(i, _)| i),
         );
-        let unreferenced: Vec<usize> = (0..secrets.len()).filter(|i| !used.contains(i)).collect();
+        let unreferenced: Vec<usize> = (0..secrets.len())
+            .filter(|&i| !used.contains(&i) && !is_provider(&secrets[i]))
+            .collect();
         for img in &w.images {
             jobs.push(ImageJob {
                 image: img.image.clone(),
@@ -264,12 +271,20 @@ pub fn plan_pods(
         let pick = |ix: &[usize]| -> Vec<Secret> {
             ix.iter().map(|&i| loaded.secrets[i].clone()).collect()
         };
-        let used = pick(&job.used);
+        let mut used = pick(&job.used);
+        // kubelet's third sub-keyring: what each provider answered for this image.
+        let repo = r.repo_to_pull();
+        used.extend(
+            loaded
+                .provider_images
+                .iter()
+                .filter(|a| a.image == repo)
+                .filter_map(crate::providers::answer_secret),
+        );
         let unreferenced = pick(&job.unreferenced);
         let plan = plan_images(std::slice::from_ref(&job.image), &used, &loaded.hosts_dirs)?
             .pop()
             .ok_or_else(|| PodPlanError::Nothing(job.image.clone()))?;
-        let repo = r.repo_to_pull();
         let verdicts = Keyring::new(&used).explain(&repo);
         let mut unreferenced_matches: Vec<(String, String)> = Vec::new();
         for m in Keyring::new(&unreferenced).lookup(&repo) {

@@ -124,11 +124,23 @@ mod tests {
         let now = Instant::now();
         let mut c = Cache::default();
         let min = Duration::from_secs(60);
-        c.put("r.example/a", &answer(CacheKeyType::Image, None), min, now, 0)
-            .unwrap();
+        c.put(
+            "r.example/a",
+            &answer(CacheKeyType::Image, None),
+            min,
+            now,
+            0,
+        )
+        .unwrap();
         assert!(c.get("r.example/a", now).is_some());
         assert!(c.get("r.example/b", now).is_none());
-        c.put("r.example/a", &answer(CacheKeyType::Registry, None), min, now, 0);
+        c.put(
+            "r.example/a",
+            &answer(CacheKeyType::Registry, None),
+            min,
+            now,
+            0,
+        );
         assert_eq!(
             c.get("r.example/b", now).unwrap().key_type,
             CacheKeyType::Registry

@@ -74,7 +74,9 @@ pub enum ProviderConfigError {
     #[error("--image-credential-provider-bin-dir {0}: plugin binary directory did not exist")]
     BinDir(PathBuf),
     /// One flag given without the other (kubelet needs both).
-    #[error("--image-credential-provider-config and --image-credential-provider-bin-dir go together")]
+    #[error(
+        "--image-credential-provider-config and --image-credential-provider-bin-dir go together"
+    )]
     FlagPair,
 }
 
@@ -242,13 +244,19 @@ fn validate(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ProviderConfigError>
     for p in raw {
         let n = &p.name;
         if n.contains('/') {
-            errs.push(format!("providers.name {n:?}: provider name cannot contain '/'"));
+            errs.push(format!(
+                "providers.name {n:?}: provider name cannot contain '/'"
+            ));
         }
         if n.contains(' ') {
-            errs.push(format!("providers.name {n:?}: provider name cannot contain spaces"));
+            errs.push(format!(
+                "providers.name {n:?}: provider name cannot contain spaces"
+            ));
         }
         if n == "." || n == ".." {
-            errs.push(format!("providers.name {n:?}: provider name cannot be {n:?}"));
+            errs.push(format!(
+                "providers.name {n:?}: provider name cannot be {n:?}"
+            ));
         }
         if n.is_empty() {
             // kubelet lets an empty name through validation; `LookPath(bin_dir + "")` then
@@ -281,7 +289,9 @@ fn validate(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ProviderConfigError>
         }
         let duration = match &p.default_cache_duration {
             None => {
-                errs.push(format!("providers[{n}].defaultCacheDuration: Required value"));
+                errs.push(format!(
+                    "providers[{n}].defaultCacheDuration: Required value"
+                ));
                 Duration::ZERO
             }
             Some(d) => match parse_go_duration(d) {
@@ -298,9 +308,7 @@ fn validate(raw: Vec<RawProvider>) -> Result<Vec<Provider>, ProviderConfigError>
                 }
             },
         };
-        if p.token_attributes.is_some()
-            && p.api_version != "credentialprovider.kubelet.k8s.io/v1"
-        {
+        if p.token_attributes.is_some() && p.api_version != "credentialprovider.kubelet.k8s.io/v1" {
             errs.push(format!(
                 "providers[{n}].tokenAttributes: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version"
             ));
@@ -425,13 +433,25 @@ providers:
     #[test]
     fn json_reads_and_a_directory_merges_in_order() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "b.json", r#"{"apiVersion":"kubelet.config.k8s.io/v1beta1","kind":"CredentialProviderConfig","providers":[{"name":"b","matchImages":["b.example"],"defaultCacheDuration":"0","apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1"}]}"#);
-        write(d.path(), "a.yml", &ECR.replace("ecr-credential-provider", "a"));
+        write(
+            d.path(),
+            "b.json",
+            r#"{"apiVersion":"kubelet.config.k8s.io/v1beta1","kind":"CredentialProviderConfig","providers":[{"name":"b","matchImages":["b.example"],"defaultCacheDuration":"0","apiVersion":"credentialprovider.kubelet.k8s.io/v1beta1"}]}"#,
+        );
+        write(
+            d.path(),
+            "a.yml",
+            &ECR.replace("ecr-credential-provider", "a"),
+        );
         write(d.path(), "ignored.txt", "not read");
         let p = read(d.path()).unwrap();
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        write(d.path(), "c.yaml", &ECR.replace("ecr-credential-provider", "a"));
+        write(
+            d.path(),
+            "c.yaml",
+            &ECR.replace("ecr-credential-provider", "a"),
+        );
         let e = read(d.path()).unwrap_err().to_string();
         assert!(e.contains("duplicate provider name \"a\""), "{e}");
     }
@@ -448,7 +468,7 @@ providers:
             (ECR.replace("name: ecr-credential-provider", "name: ../x"), "cannot contain '/'"),
             (ECR.replace("name: ecr-credential-provider", "name: \"a b\""), "cannot contain spaces"),
             (ECR.replace("name: ecr-credential-provider", "name: \"..\""), "cannot be"),
-            (format!("{ECR}  - name: ecr-credential-provider\n    matchImages: [x]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n"), "Duplicate value"),
+            (format!("{ECR}  - name: ecr-credential-provider\n    matchImages: [x]\n    defaultCacheDuration: 1m\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n"), "duplicate provider name"),
             ("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n".to_string(), "at least 1 item"),
             (ECR.replace("kind: CredentialProviderConfig", "kind: KubeletConfiguration"), "is not a kubelet CredentialProviderConfig"),
             (ECR.replace("    args:", "    matchimages: [x]\n    args:"), "unknown field"),
@@ -456,7 +476,9 @@ providers:
             ("{\"kind\": ".to_string(), "EOF"),
         ];
         for (text, want) in cases {
-            let e = read(&write(d.path(), "c.yaml", &text)).unwrap_err().to_string();
+            let e = read(&write(d.path(), "c.yaml", &text))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
     }

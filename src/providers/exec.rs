@@ -467,10 +467,22 @@ mod tests {
                 },
             ),
             (base.replace("Response", "Request"), ExecError::Decode),
-            (base.replace("\"auth\"", "\"extra\":1,\"auth\""), ExecError::Decode),
-            (base.replace("\"Image\"", "\"Node\""), ExecError::CacheKeyType("Node".into())),
-            (base.replace("\"cacheKeyType\":\"Image\",", ""), ExecError::CacheKeyType(String::new())),
-            (base.replace("\"password\":\"SECRET-PW\"", "\"password\":5"), ExecError::Decode),
+            (
+                base.replace("\"auth\"", "\"extra\":1,\"auth\""),
+                ExecError::Decode,
+            ),
+            (
+                base.replace("\"Image\"", "\"Node\""),
+                ExecError::CacheKeyType("Node".into()),
+            ),
+            (
+                base.replace("\"cacheKeyType\":\"Image\",", ""),
+                ExecError::CacheKeyType(String::new()),
+            ),
+            (
+                base.replace("\"password\":\"SECRET-PW\"", "\"password\":5"),
+                ExecError::Decode,
+            ),
         ];
         for (text, want) in cases {
             let e = decode_response(V1, text.as_bytes()).unwrap_err();

@@ -147,8 +147,11 @@ impl Providers {
             .drain(..)
             .map(|p| (p.name.clone(), p))
             .collect();
-        st.caches
-            .retain(|name, _| providers.iter().any(|p| &p.name == name && old.get(name) == Some(p)));
+        st.caches.retain(|name, _| {
+            providers
+                .iter()
+                .any(|p| &p.name == name && old.get(name) == Some(p))
+        });
         st.providers = providers.clone();
         Ok(providers)
     }
@@ -190,7 +193,10 @@ impl Providers {
     pub fn provide(&self, image: &str, only: Option<&str>) -> Vec<Answer> {
         let providers = self.providers();
         let mut out = Vec::new();
-        for p in providers.iter().filter(|p| only.is_none_or(|o| o == p.name)) {
+        for p in providers
+            .iter()
+            .filter(|p| only.is_none_or(|o| o == p.name))
+        {
             let Some(matched) = p.match_images.iter().find(|m| urls_match_str(m, image)) else {
                 continue;
             };
