@@ -501,6 +501,24 @@ impl Scheduler {
             keep.push(ProbeKey::of(r));
         }
         self.store.set_inputs(&plan.secrets, &keep);
+        let reported = &plan.providers;
+        self.store.set_providers(
+            &reported.configured,
+            &reported
+                .runs
+                .iter()
+                .map(|(name, success, seconds)| {
+                    (
+                        name.clone(),
+                        crate::report::store::ProviderRun {
+                            success: *success,
+                            duration_seconds: *seconds,
+                        },
+                    )
+                })
+                .collect::<Vec<_>>(),
+            reported.expiries.clone(),
+        );
         for r in plan.invalid {
             let previous = self.store.latest_for(&ProbeKey::of(&r));
             if previous.as_ref().map(|p| &p.detail) != Some(&r.detail) {

@@ -512,6 +512,36 @@ fn serve_runs_a_cached_plugin_once_across_cycles() {
         "{metrics}"
     );
     assert_eq!(node.runs("ecr-credential-provider").len(), 1);
+    assert_eq!(
+        metric(
+            &metrics,
+            "regprobe_credential_provider_success{",
+            "provider=\"ecr-credential-provider\""
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(metric(
+        &metrics,
+        "regprobe_credential_provider_duration_seconds{",
+        "provider=\"ecr-credential-provider\""
+    )
+    .is_some_and(|d| d > 0.0));
+    // The 5-minute cache: the credential is used until about five minutes from now.
+    let expiry = metric(
+        &metrics,
+        "regprobe_credential_expiry_timestamp_seconds{",
+        &labels,
+    )
+    .unwrap_or_else(|| panic!("{metrics}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now + 200.0..now + 301.0).contains(&expiry),
+        "{expiry} vs {now}"
+    );
     let status = d.get("/status");
     drop(d);
     assert_no_password("metrics", &metrics);

@@ -42,6 +42,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// `(secret id, valid)` for every secret loaded.
     pub secrets: Vec<(String, bool)>,
+    /// kubelet's credential providers' runs, and the known expiry of every credential
+    /// (a provider's cache expiry, a password's own `exp`/`expiration`): for the metrics.
+    pub providers: crate::providers::Reported,
 }
 
 /// An entry that gets no credential probe.
@@ -153,7 +156,8 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
     let secrets: Vec<Secret> = load_all(&inputs.sources())?;
     let dirs = inputs.hosts_dirs()?;
     let Some(providers) = inputs.providers()? else {
-        let p = plan(&secrets, &dirs, only)?;
+        let mut p = plan(&secrets, &dirs, only)?;
+        add_own_expiries(&mut p);
         let images = plan_images(&inputs.images, &secrets, &dirs)?;
         return Ok((p, images));
     };
@@ -173,6 +177,14 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
         p.invalid.extend(crate::providers::failure_result(a));
     }
     p.warnings.extend(loaded.warnings);
+    let answers: Vec<crate::providers::Answer> = loaded
+        .provider_targets
+        .iter()
+        .chain(&loaded.provider_images)
+        .cloned()
+        .collect();
+    p.providers = crate::providers::report(&providers, &answers);
+    add_own_expiries(&mut p);
     let base: Vec<Secret> = loaded
         .secrets
         .iter()
@@ -198,6 +210,24 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
         images.extend(plan_images(std::slice::from_ref(image), &used, &dirs)?);
     }
     Ok((p, images))
+}
+
+/// The expiry each credential target's password carries itself (a JWT's `exp`, an ECR
+/// token's `expiration`), merged into [`Plan::providers`]' expiries (the earliest wins).
+fn add_own_expiries(p: &mut Plan) {
+    use secrecy::ExposeSecret as _;
+    for t in &p.targets {
+        let own =
+            crate::probe::credential::credential_expiry(t.credential.password.expose_secret());
+        if let Some(at) = own {
+            let e = p
+                .providers
+                .expiries
+                .entry((t.registry.clone(), t.secret.clone()))
+                .or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
 }
 
 impl From<ImagePlanError> for ConfigError {

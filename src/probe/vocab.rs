@@ -270,7 +270,7 @@ mod tests {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));
         }
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 28);
     }
 
     #[test]
@@ -284,5 +284,7 @@ mod tests {
         assert_eq!(Reason::TokenEndpoint.class(), Class::Registry);
         assert_eq!(Reason::SecretInvalid.class(), Class::Config);
         assert_eq!(Reason::NoMatchingCredential.class(), Class::Config);
+        assert_eq!(Reason::ProviderMissing.class(), Class::Config);
+        assert_eq!(Reason::ProviderFailed.class(), Class::Credential);
     }
 }

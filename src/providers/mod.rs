@@ -20,7 +20,7 @@ pub mod config;
 pub mod exec;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,8 @@ impl Answer {
 struct State {
     providers: Vec<Provider>,
     caches: HashMap<String, cache::Cache>,
+    /// Each provider's last run: gave credentials, seconds.
+    last_runs: HashMap<String, (bool, f64)>,
 }
 
 /// kubelet's registered plugins with their caches.
@@ -147,11 +149,13 @@ impl Providers {
             .drain(..)
             .map(|p| (p.name.clone(), p))
             .collect();
-        st.caches.retain(|name, _| {
+        let same = |name: &String| {
             providers
                 .iter()
                 .any(|p| &p.name == name && old.get(name) == Some(p))
-        });
+        };
+        st.caches.retain(|name, _| same(name));
+        st.last_runs.retain(|name, _| same(name));
         st.providers = providers.clone();
         Ok(providers)
     }
@@ -223,6 +227,9 @@ impl Providers {
             }
             let (run, result) = exec::exec(&self.settings.bin_dir, p, image, self.settings.timeout);
             tracing::debug!(provider = %p.name, image, duration = ?run.duration, exit = ?run.exit, ok = result.is_ok(), "credential provider ran");
+            self.state()
+                .last_runs
+                .insert(p.name.clone(), (result.is_ok(), run.duration.as_secs_f64()));
             let (result, key_type, expires) = match result {
                 Ok(resp) => {
                     let entry = self.state().caches.entry(p.name.clone()).or_default().put(
@@ -381,7 +388,45 @@ pub fn describe(a: &Answer) -> String {
     )
 }
 
-/// Whether `path` is a plugin path of `settings` (a watch of the bin dir or config).
-pub fn is_input(settings: &ProviderSettings, path: &Path) -> bool {
-    path.starts_with(&settings.config) || path.starts_with(&settings.bin_dir)
+/// What a (re)load tells the metrics about the providers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reported {
+    /// Every provider of the config.
+    pub configured: Vec<String>,
+    /// `(provider, answered with credentials, seconds)`: each provider's last run, whenever it
+    /// was (a cached answer is not a run).
+    pub runs: Vec<(String, bool, f64)>,
+    /// `(registry, secret)` -> Unix seconds: when each answer's credentials stop being used or
+    /// valid, the earliest of the cache expiry and the passwords' own (`credential_expiry`).
+    pub expiries: BTreeMap<(String, String), i64>,
+}
+
+/// The metrics' account of `answers`.
+pub fn report(providers: &Providers, answers: &[Answer]) -> Reported {
+    let mut out = Reported {
+        configured: providers.providers().into_iter().map(|p| p.name).collect(),
+        ..Reported::default()
+    };
+    {
+        let st = providers.state();
+        for name in &out.configured {
+            if let Some((ok, seconds)) = st.last_runs.get(name) {
+                out.runs.push((name.clone(), *ok, *seconds));
+            }
+        }
+    }
+    for a in answers {
+        let Ok(auth) = &a.result else { continue };
+        let own = auth.values().filter_map(|c| {
+            use secrecy::ExposeSecret as _;
+            crate::probe::credential::credential_expiry(c.password.expose_secret())
+        });
+        let cache = a.expires_unix.and_then(|t| i64::try_from(t).ok());
+        if let Some(t) = own.chain(cache).min() {
+            let key = (a.registry().to_string(), a.secret_id());
+            let e = out.expiries.entry(key).or_insert(t);
+            *e = (*e).min(t);
+        }
+    }
+    out
 }

@@ -94,6 +94,8 @@ struct Facts<'a> {
     secrets: Vec<(&'a str, bool)>,
     reload_ok: bool,
     reload_success_at: Option<f64>,
+    providers: Vec<(&'a str, crate::report::store::ProviderRun)>,
+    expiries: Vec<((&'a str, &'a str), i64)>,
 }
 
 impl<'a> Facts<'a> {
@@ -108,6 +110,16 @@ impl<'a> Facts<'a> {
                 .collect(),
             reload_ok: view.reload_ok,
             reload_success_at: view.reload_success_at,
+            providers: view
+                .providers
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            expiries: view
+                .expiries
+                .iter()
+                .map(|((r, s), v)| ((r.as_str(), s.as_str()), *v))
+                .collect(),
         }
     }
 
@@ -122,6 +134,16 @@ impl<'a> Facts<'a> {
                 .collect(),
             reload_ok: snap.reload_ok,
             reload_success_at: snap.reload_success_at,
+            providers: snap
+                .providers
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            expiries: snap
+                .expiries
+                .iter()
+                .map(|((r, s), v)| ((r.as_str(), s.as_str()), *v))
+                .collect(),
         }
     }
 }
@@ -455,6 +477,30 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         "regprobe_config_last_reload_success_timestamp_seconds",
         "Unix time of the last successful load or reload of secrets and host configuration.",
         snap.reload_success_at.and_then(finite),
+    )?;
+    gauge(
+        enc,
+        "regprobe_credential_provider_success",
+        "Whether the last run of the kubelet credential-provider plugin gave credentials (1) or not (0).",
+        snap.providers
+            .iter()
+            .map(|(name, run)| ([("provider", *name)], i64::from(run.success))),
+    )?;
+    gauge(
+        enc,
+        "regprobe_credential_provider_duration_seconds",
+        "Wall time of the last run of the kubelet credential-provider plugin.",
+        snap.providers.iter().filter_map(|(name, run)| {
+            finite(run.duration_seconds).map(|d| ([("provider", *name)], d))
+        }),
+    )?;
+    gauge(
+        enc,
+        "regprobe_credential_expiry_timestamp_seconds",
+        "Unix time the credential expires, where known: a credential provider's cache expiry, a JWT password's exp, an ECR token's expiration.",
+        snap.expiries
+            .iter()
+            .map(|((registry, secret), t)| ([("registry", *registry), ("secret", *secret)], *t)),
     )?;
     Ok(())
 }

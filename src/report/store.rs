@@ -111,6 +111,19 @@ pub struct Snapshot {
     pub reload_ok: bool,
     /// Unix time of the last successful (re)load, if any.
     pub reload_success_at: Option<f64>,
+    /// Each credential provider's last run, by provider name.
+    pub providers: Vec<(String, ProviderRun)>,
+    /// `(registry, secret)` -> when the credential expires, Unix seconds, where known.
+    pub expiries: Vec<((String, String), i64)>,
+}
+
+/// The last run of a kubelet credential-provider plugin (`regprobe_credential_provider_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProviderRun {
+    /// It answered with credentials.
+    pub success: bool,
+    /// Wall time of the run, seconds.
+    pub duration_seconds: f64,
 }
 
 /// A consistent, borrowed view of the store, valid while its read lock is held
@@ -128,6 +141,10 @@ pub struct View<'a> {
     pub reload_ok: bool,
     /// Unix time of the last successful (re)load, if any.
     pub reload_success_at: Option<f64>,
+    /// Each credential provider's last run, by provider name.
+    pub providers: &'a BTreeMap<String, ProviderRun>,
+    /// `(registry, secret)` -> when the credential expires, Unix seconds, where known.
+    pub expiries: &'a BTreeMap<(String, String), i64>,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +155,8 @@ struct Inner {
     keep: Option<BTreeSet<ProbeKey>>,
     reload_ok: bool,
     reload_success_at: Option<f64>,
+    providers: BTreeMap<String, ProviderRun>,
+    expiries: BTreeMap<(String, String), i64>,
 }
 
 /// The latest results, counters, secret validity and reload status. Thread-safe: share it as
@@ -173,6 +192,8 @@ impl Shared {
             secrets: &inner.secrets,
             reload_ok: inner.reload_ok,
             reload_success_at: inner.reload_success_at,
+            providers: &inner.providers,
+            expiries: &inner.expiries,
         })
     }
 }
@@ -314,6 +335,24 @@ impl Store {
         }
     }
 
+    /// Records the credential providers of a (re)load: `configured` names every provider of
+    /// the config (others are dropped), `runs` the runs of this reload (a provider that
+    /// answered from its cache keeps its last run); `expiries` replaces every known credential
+    /// expiry (`regprobe_credential_expiry_timestamp_seconds`).
+    pub fn set_providers(
+        &self,
+        configured: &[String],
+        runs: &[(String, ProviderRun)],
+        expiries: BTreeMap<(String, String), i64>,
+    ) {
+        let mut inner = self.write();
+        inner.providers.retain(|name, _| configured.contains(name));
+        for (name, run) in runs {
+            inner.providers.insert(name.clone(), *run);
+        }
+        inner.expiries = expiries;
+    }
+
     /// The latest result of every key, sorted deterministically: credential probes by registry
     /// then secret, then image probes by image then secret. This is the `probes` array of
     /// `/status`.
@@ -351,6 +390,16 @@ impl Store {
                 .collect(),
             reload_ok: inner.reload_ok,
             reload_success_at: inner.reload_success_at,
+            providers: inner
+                .providers
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            expiries: inner
+                .expiries
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         }
     }
 

@@ -326,6 +326,9 @@ fn every_family_has_help_and_type_and_the_output_ends_with_eof() {
             "regprobe_config_last_reload_success_timestamp_seconds",
             "gauge",
         ),
+        ("regprobe_credential_provider_success", "gauge"),
+        ("regprobe_credential_provider_duration_seconds", "gauge"),
+        ("regprobe_credential_expiry_timestamp_seconds", "gauge"),
     ];
     for (name, kind) in families {
         assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
@@ -588,5 +591,72 @@ fn content_type_is_openmetrics() {
     assert_eq!(
         CONTENT_TYPE,
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+}
+
+#[test]
+fn provider_runs_and_credential_expiries() {
+    use crate::report::store::ProviderRun;
+    let store = Store::new("0.1.0");
+    let mut expiries = std::collections::BTreeMap::new();
+    expiries.insert(
+        ("r.example".to_string(), "provider:ecr".to_string()),
+        1_700_000_000,
+    );
+    store.set_providers(
+        &["ecr".to_string(), "acr".to_string()],
+        &[(
+            "ecr".to_string(),
+            ProviderRun {
+                success: true,
+                duration_seconds: 0.25,
+            },
+        )],
+        expiries,
+    );
+    store.set_providers(
+        &["ecr".to_string(), "acr".to_string()],
+        &[(
+            "acr".to_string(),
+            ProviderRun {
+                success: false,
+                duration_seconds: 1.5,
+            },
+        )],
+        Default::default(),
+    );
+    let text = encode(&store);
+    assert_eq!(
+        samples(&text, "regprobe_credential_provider_success"),
+        vec![
+            r#"regprobe_credential_provider_success{provider="acr"} 0"#,
+            r#"regprobe_credential_provider_success{provider="ecr"} 1"#
+        ]
+    );
+    assert_eq!(
+        samples(&text, "regprobe_credential_provider_duration_seconds"),
+        vec![
+            r#"regprobe_credential_provider_duration_seconds{provider="acr"} 1.5"#,
+            r#"regprobe_credential_provider_duration_seconds{provider="ecr"} 0.25"#
+        ]
+    );
+    // Expiries are replaced by each reload; a provider dropped from the config loses its series.
+    assert!(samples(&text, "regprobe_credential_expiry_timestamp_seconds").is_empty());
+    let mut expiries = std::collections::BTreeMap::new();
+    expiries.insert(
+        ("r.example".to_string(), "provider:ecr".to_string()),
+        1_700_000_000,
+    );
+    store.set_providers(&["ecr".to_string()], &[], expiries);
+    let text = encode(&store);
+    assert_eq!(
+        samples(&text, "regprobe_credential_expiry_timestamp_seconds"),
+        vec![
+            r#"regprobe_credential_expiry_timestamp_seconds{registry="r.example",secret="provider:ecr"} 1700000000"#
+        ]
+    );
+    assert_eq!(
+        samples(&text, "regprobe_credential_provider_success").len(),
+        1
     );
 }
