@@ -220,7 +220,9 @@ impl Inputs {
             for w in &loaded.workloads {
                 images.extend(w.images.iter().map(|i| i.image.clone()));
             }
-            resolve_providers(&providers, &images, &mut loaded);
+            // `check --image`/`--pod-spec` walks images only: the hosts are not probed.
+            let targets = self.images.is_empty() && pod_specs.is_empty();
+            resolve_providers(&providers, &images, targets, &mut loaded);
         }
         Ok(loaded)
     }
@@ -247,21 +249,26 @@ pub struct Loaded {
     /// Credential-provider answers for each image (kubelet's `repoToPull`), looked up after
     /// the node's `config.json` for that image only.
     pub provider_images: Vec<crate::providers::Answer>,
+    /// `(index into secrets, index into provider_targets)` of each target's secret.
+    pub provider_target_secrets: Vec<(usize, usize)>,
 }
 
 /// Asks kubelet's credential providers for what `check` and `serve` probe: each concrete
-/// `matchImages` host (as a credential target, secret `provider:NAME` keyed by the host) and
+/// `matchImages` host when `targets` (as a credential target, secret `provider:NAME` keyed by
+/// the host) and
 /// each image (kubelet's `repoToPull`; an image that does not parse is left to the planner's
 /// error). A provider with only wildcard patterns and no image it serves gets a warning.
 pub fn resolve_providers(
     providers: &crate::providers::Providers,
     images: &[String],
+    targets: bool,
     loaded: &mut Loaded,
 ) {
     use crate::providers::{target_secret, AnswerSource};
     let targets: Vec<(String, Option<String>)> = providers
         .concrete_targets()
         .into_iter()
+        .filter(|_| targets)
         .map(|(name, host)| (host, Some(name)))
         .collect();
     let mut repos: Vec<(String, Option<String>)> = Vec::new();
@@ -275,8 +282,11 @@ pub fn resolve_providers(
     }
     loaded.provider_targets = providers.resolve(&targets);
     loaded.provider_images = providers.resolve(&repos);
-    for a in &loaded.provider_targets {
+    for (ai, a) in loaded.provider_targets.iter().enumerate() {
         if let Some(s) = target_secret(a) {
+            loaded
+                .provider_target_secrets
+                .push((loaded.secrets.len(), ai));
             loaded.warnings.extend(s.warnings.iter().cloned());
             let seconds = match &a.source {
                 AnswerSource::Ran(run) => run.duration.as_secs_f64(),

@@ -200,6 +200,25 @@ fn an_ecr_like_provider_is_probed_at_its_match_host() {
         runs[0]
     );
     assert_no_password("check json", &String::from_utf8_lossy(&out.stdout));
+    // The walk's provider step: which plugin, how it exited, the cache, the keys (no values).
+    let text = check(&node, &["-v"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let step = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("ok    provider"))
+        .unwrap_or_else(|| panic!("no provider step: {text}"));
+    assert!(
+        step.contains(&format!("ecr-credential-provider matched {host}")),
+        "{step}"
+    );
+    for want in [
+        "exit status 0",
+        "cacheKeyType Registry, cached until",
+        &format!("keys: {host}"),
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    assert_no_password("check text", &text);
 
     let mut wrong = Node::new();
     wrong.plugin(

@@ -166,7 +166,7 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
         secrets,
         ..Default::default()
     };
-    crate::inputs::resolve_providers(&providers, &inputs.images, &mut loaded);
+    crate::inputs::resolve_providers(&providers, &inputs.images, true, &mut loaded);
     let mut p = plan(&loaded.secrets, &dirs, only)?;
     for a in loaded
         .provider_targets

@@ -23,12 +23,19 @@ pub struct CheckInputs {
 impl CheckInputs {
     /// Pairs what was read with each secret's shape.
     pub fn new(loaded: Loaded) -> CheckInputs {
-        let infos = loaded
+        let mut infos: Vec<SecretInfo> = loaded
             .secrets
             .iter()
             .zip(&loaded.seconds)
             .map(|(s, t)| SecretInfo::new(s, *t))
             .collect();
+        for &(secret, answer) in &loaded.provider_target_secrets {
+            if let (Some(info), Some(a)) =
+                (infos.get_mut(secret), loaded.provider_targets.get(answer))
+            {
+                info.provider = Some(crate::report::diagnosis::provider_step(a));
+            }
+        }
         CheckInputs { loaded, infos }
     }
 
@@ -101,6 +108,12 @@ pub fn diagnose_images(
                 invalid: p.invalid.as_ref(),
                 attempts,
                 ctx,
+                providers: loaded
+                    .provider_images
+                    .iter()
+                    .filter(|a| a.image == p.reference.repo_to_pull())
+                    .map(crate::report::diagnosis::provider_step)
+                    .collect(),
             })
         })
         .collect()

@@ -20,6 +20,7 @@ mod http;
 mod inputs;
 mod model;
 mod network;
+mod provider;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,7 @@ pub use inputs::{
 };
 pub use model::*;
 pub(crate) use network::network_layer;
+pub use provider::provider_step;
 
 // ------------------------------------------------------------------------------------------
 // Whole diagnoses
@@ -55,12 +57,29 @@ pub struct Walk {
 pub fn diagnose_credential(secret: Option<&SecretInfo>, r: &ProbeResult, ctx: &Context) -> Walk {
     let mut steps = Vec::new();
     if let Some(s) = secret {
-        steps.push(secret_step(s));
+        steps.push(s.provider.clone().unwrap_or_else(|| secret_step(s)));
         if s.error.is_none() {
             steps.push(keys_step(s, Some(&r.registry)));
         }
     }
-    if r.reason == Some(Reason::SecretInvalid) {
+    if matches!(
+        r.reason,
+        Some(Reason::ProviderFailed | Reason::ProviderMissing)
+    ) {
+        // The plugin gave no credential: nothing after it ran.
+        steps.push(Step::new(StepKind::Provider, Mark::Fail, r.detail.clone()));
+        for k in [
+            StepKind::Keys,
+            StepKind::Dns,
+            StepKind::Tcp,
+            StepKind::Tls,
+            StepKind::Challenge,
+            StepKind::Token,
+            StepKind::Verify,
+        ] {
+            steps.push(Step::new(k, Mark::NotReached, "not reached"));
+        }
+    } else if r.reason == Some(Reason::SecretInvalid) {
         if let Some(first) = steps.first_mut() {
             first.mark = Mark::Fail;
         }
@@ -121,6 +140,8 @@ pub struct ImageInput<'a> {
     pub attempts: Vec<(Option<String>, Option<&'a ProbeResult>, &'a ProbeResult)>,
     /// Namespace, roll command, missing references.
     pub ctx: Context,
+    /// The `provider` steps: each kubelet credential provider asked for this image.
+    pub providers: Vec<Step>,
 }
 
 /// The diagnosis of one image (`check --image`, `check --pod-spec`).
@@ -174,7 +195,7 @@ pub(crate) fn attempt_short(a: &Attempt) -> String {
 pub fn diagnose_image(input: &ImageInput<'_>) -> ImageDiagnosis {
     let ctx = &input.ctx;
     let mut steps: Vec<Step> = Vec::new();
-    if input.secrets.is_empty() && ctx.missing.is_empty() {
+    if input.secrets.is_empty() && ctx.missing.is_empty() && input.providers.is_empty() {
         steps.push(Step::new(
             StepKind::Secret,
             Mark::Skip,
@@ -184,6 +205,7 @@ pub fn diagnose_image(input: &ImageInput<'_>) -> ImageDiagnosis {
     for s in &input.secrets {
         steps.push(secret_step(s));
     }
+    steps.extend(input.providers.iter().cloned());
     for m in &ctx.missing {
         steps.push(missing_step(m, ctx));
     }

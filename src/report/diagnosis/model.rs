@@ -46,6 +46,9 @@ pub enum StepKind {
     Verify,
     /// containerd's manifest `HEAD`.
     Manifest,
+    /// A kubelet credential-provider plugin asked for the image or host: which one matched,
+    /// its exit status, time, cache state and the keys it returned (never the values).
+    Provider,
 }
 
 impl StepKind {
@@ -62,6 +65,7 @@ impl StepKind {
             StepKind::Token => "token",
             StepKind::Verify => "verify",
             StepKind::Manifest => "manifest",
+            StepKind::Provider => "provider",
         }
     }
 }
@@ -172,6 +176,10 @@ pub struct SecretInfo {
     pub warnings: Vec<String>,
     /// Time to read and parse its source.
     pub seconds: f64,
+    /// For a credential-provider answer (`provider:NAME`): its `provider` step, shown in place
+    /// of the `secret` step.
+    #[serde(skip)]
+    pub provider: Option<Step>,
 }
 
 /// One entry of a secret.
@@ -224,6 +232,7 @@ impl SecretInfo {
             keys,
             warnings: secret.warnings.clone(),
             seconds,
+            provider: None,
         }
     }
 }
