@@ -275,6 +275,11 @@ fn an_acr_like_provider_with_globbed_keys_pulls_what_only_it_can() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nothing to check"), "{err}");
+    assert!(
+        err.contains("credential provider acr-credential-provider matches only wildcard patterns"),
+        "{err}"
+    );
+    assert!(err.contains("--image"), "{err}");
 
     let out = check(&node, &["--output", "json", "--image", &image]);
     let ps = probes(&out);
