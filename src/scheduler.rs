@@ -522,7 +522,13 @@ impl Scheduler {
         for r in plan.invalid {
             let previous = self.store.latest_for(&ProbeKey::of(&r));
             if previous.as_ref().map(|p| &p.detail) != Some(&r.detail) {
-                tracing::warn!(secret = r.secret.as_deref().unwrap_or(""), detail = %r.detail, "secret invalid");
+                let what = match r.reason {
+                    Some(Reason::ProviderFailed | Reason::ProviderMissing) => {
+                        "credential provider failed"
+                    }
+                    _ => "secret invalid",
+                };
+                tracing::warn!(secret = r.secret.as_deref().unwrap_or(""), detail = %r.detail, "{what}");
             }
             self.store.record(r);
         }

@@ -566,8 +566,39 @@ fn serve_runs_a_cached_plugin_once_across_cycles() {
         (now + 200.0..now + 301.0).contains(&expiry),
         "{expiry} vs {now}"
     );
+    // A config kubelet would refuse: the reload fails, the last good state keeps probing, and
+    // the plugin still does not run again.
+    std::fs::write(node.config(), "kind: CredentialProviderConfig\n").unwrap();
+    let before = metric(&metrics, "regprobe_probes_total", &labels).unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        metrics = d.metrics();
+        if metric(&metrics, "regprobe_config_last_reload_successful", "").is_some_and(|v| v == 0.0)
+            && metric(&metrics, "regprobe_probes_total", &labels).unwrap_or(0.0) >= before + 3.0
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        metric(&metrics, "regprobe_config_last_reload_successful", ""),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(metric(&metrics, "regprobe_probes_total", &labels).unwrap_or(0.0) >= before + 3.0);
+    assert_eq!(
+        metric(&metrics, "regprobe_success{", &labels),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(node.runs("ecr-credential-provider").len(), 1);
     let status = d.get("/status");
     drop(d);
+    let log = std::fs::read_to_string(&logs).unwrap();
+    assert!(
+        log.contains("apiVersion \"\" is not a kubelet CredentialProviderConfig"),
+        "{log}"
+    );
     assert_no_password("metrics", &metrics);
     assert_no_password("status", &status);
     assert_no_password("logs", &std::fs::read_to_string(&logs).unwrap());
