@@ -477,12 +477,23 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
                 if diagnoses.len() == 1 { "" } else { "s" },
                 diagnoses.len() - pullable
             );
-            if !invalid.is_empty() {
+            let unparsed = invalid
+                .iter()
+                .filter(|r| r.reason == Some(crate::probe::Reason::SecretInvalid))
+                .count();
+            if unparsed > 0 {
                 summary.push_str(&format!(
                     "; {} secret{} {} not parse",
-                    invalid.len(),
-                    if invalid.len() == 1 { "" } else { "s" },
-                    if invalid.len() == 1 { "does" } else { "do" }
+                    unparsed,
+                    if unparsed == 1 { "" } else { "s" },
+                    if unparsed == 1 { "does" } else { "do" }
+                ));
+            }
+            let providers = invalid.len() - unparsed;
+            if providers > 0 {
+                summary.push_str(&format!(
+                    "; {providers} credential provider run{} failed",
+                    if providers == 1 { "" } else { "s" }
                 ));
             }
             out!(

@@ -296,6 +296,38 @@ fn an_acr_like_provider_with_globbed_keys_pulls_what_only_it_can() {
     );
     assert_no_password("check json", &String::from_utf8_lossy(&out.stdout));
 
+    // The provider fails: kubelet pulls anonymously and is refused, because of the provider.
+    let mut failing = Node::new();
+    failing.plugin(
+        "acr-credential-provider",
+        &[&glob],
+        "10m",
+        "echo 'AADSTS700016: application not found in the directory' >&2\nexit 1",
+    );
+    let out = check(&failing, &["--output", "json", "--image", &image]);
+    assert_eq!(out.status.code(), Some(1));
+    let ps = probes(&out);
+    let pull = ps.iter().find(|p| p["image"] == image.as_str()).unwrap();
+    assert_eq!(pull["reason"], "provider_failed", "{pull:#}");
+    assert_eq!(pull["class"], "credential");
+    let d = pull["detail"].as_str().unwrap();
+    assert!(
+        d.starts_with("credential provider acr-credential-provider gave kubelet no credential"),
+        "{d}"
+    );
+    let p = by_secret(&ps, "provider:acr-credential-provider");
+    assert!(
+        p["detail"].as_str().unwrap().contains("AADSTS700016"),
+        "{p:#}"
+    );
+    let text = check(&failing, &["--image", &image]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("FAIL  provider"), "{text}");
+    assert!(
+        text.contains("verdict: FAIL credential (provider_failed)"),
+        "{text}"
+    );
+
     // The same image without the provider: no credential matches and the pull is refused.
     let out = support::regprobe()
         .args([

@@ -207,7 +207,10 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
                 .filter(|a| a.image == repo)
                 .filter_map(crate::providers::answer_secret),
         );
-        images.extend(plan_images(std::slice::from_ref(image), &used, &dirs)?);
+        for mut planned in plan_images(std::slice::from_ref(image), &used, &dirs)? {
+            pod::set_failed_providers(&mut planned, &loaded.provider_images, &repo);
+            images.push(planned);
+        }
     }
     Ok((p, images))
 }

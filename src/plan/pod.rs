@@ -89,6 +89,7 @@ pub fn plan_images(
             key: None,
             credential: None,
             matched_keys,
+            failed_providers: Vec::new(),
         };
         let attempts = if matches.is_empty() {
             vec![base]
@@ -111,6 +112,23 @@ pub fn plan_images(
         });
     }
     Ok(out)
+}
+
+/// Marks the attempts of `plan` with the credential providers that matched `repo_to_pull`
+/// and failed (their answers among `answers`).
+pub fn set_failed_providers(
+    plan: &mut ImagePlan,
+    answers: &[crate::providers::Answer],
+    repo_to_pull: &str,
+) {
+    let failed: Vec<String> = answers
+        .iter()
+        .filter(|a| a.image == repo_to_pull && a.result.is_err())
+        .map(|a| a.provider.clone())
+        .collect();
+    for a in &mut plan.attempts {
+        a.failed_providers = failed.clone();
+    }
 }
 
 /// One image to walk: from `--image` (with every secret given) or from a `--pod-spec` workload
@@ -282,9 +300,10 @@ pub fn plan_pods(
                 .filter_map(crate::providers::answer_secret),
         );
         let unreferenced = pick(&job.unreferenced);
-        let plan = plan_images(std::slice::from_ref(&job.image), &used, &loaded.hosts_dirs)?
+        let mut plan = plan_images(std::slice::from_ref(&job.image), &used, &loaded.hosts_dirs)?
             .pop()
             .ok_or_else(|| PodPlanError::Nothing(job.image.clone()))?;
+        set_failed_providers(&mut plan, &loaded.provider_images, &repo);
         let verdicts = Keyring::new(&used).explain(&repo);
         let mut unreferenced_matches: Vec<(String, String)> = Vec::new();
         for m in Keyring::new(&unreferenced).lookup(&repo) {

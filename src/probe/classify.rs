@@ -163,6 +163,21 @@ pub fn attempt_reason(f: &Failure, credential_given: bool) -> Reason {
     r
 }
 
+/// [`attempt_reason`] when kubelet's credential providers matched the image: if one of them
+/// failed (`provider_failed`), an anonymous attempt refused for lack of a credential is
+/// [`Reason::ProviderFailed`]: kubelet had no credential because the provider gave none, and the
+/// fix is the provider (the cloud identity), not a secret's key.
+pub fn attempt_reason_with_providers(
+    f: &Failure,
+    credential_given: bool,
+    provider_failed: bool,
+) -> Reason {
+    match attempt_reason(f, credential_given) {
+        Reason::NoMatchingCredential if provider_failed => Reason::ProviderFailed,
+        r => r,
+    }
+}
+
 /// The reason of a transport error (§10.1 #4–#17), from its type alone.
 pub fn transport_reason(e: &TransportError) -> Reason {
     match e {

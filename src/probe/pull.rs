@@ -77,6 +77,9 @@ pub struct PullTarget {
     pub credential: Option<Credential>,
     /// Every key that matched the image, in kubelet's order (for the output).
     pub matched_keys: Vec<KeyRef>,
+    /// kubelet credential providers that match the image and gave no credential (failed): an
+    /// anonymous attempt refused is then `provider_failed`, not `no_matching_credential`.
+    pub failed_providers: Vec<String>,
 }
 
 /// The authorizer state for one host, new for each attempt (containerd builds a new
@@ -186,7 +189,11 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                 break;
             }
             Err((priority, failure)) => {
-                let reason = classify::attempt_reason(&failure, target.credential.is_some());
+                let reason = classify::attempt_reason_with_providers(
+                    &failure,
+                    target.credential.is_some(),
+                    !target.failed_providers.is_empty(),
+                );
                 // The transport's words may quote a URL a hostile peer chose: redact them too.
                 let (_, password) = containerd_credentials(target.credential.as_ref());
                 let detail = super::evidence::redact(
@@ -219,16 +226,31 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             result.detail = format!("{} resolves to {digest} on {host}", target.image);
         }
         (None, Some((_, failed, detail))) => {
-            let reason = classify::attempt_reason(&failed.failure, target.credential.is_some());
+            let reason = classify::attempt_reason_with_providers(
+                &failed.failure,
+                target.credential.is_some(),
+                !target.failed_providers.is_empty(),
+            );
             result.reason = Some(reason);
             result.class = Some(reason.class());
-            result.detail = detail;
+            result.detail = if reason == super::vocab::Reason::ProviderFailed {
+                format!(
+                    "credential provider {} gave kubelet no credential, so the pull is anonymous: {detail}",
+                    target.failed_providers.join(", ")
+                )
+            } else {
+                detail
+            };
             result.failed = Some(failed);
         }
         (None, None) => {
             // containerd: "no resolve hosts: not found" / "<ref>: not found".
             let failure = Failure::NoResolveHosts;
-            let reason = classify::attempt_reason(&failure, target.credential.is_some());
+            let reason = classify::attempt_reason_with_providers(
+                &failure,
+                target.credential.is_some(),
+                !target.failed_providers.is_empty(),
+            );
             result.reason = Some(reason);
             result.class = Some(reason.class());
             result.detail =
