@@ -358,7 +358,13 @@ fn misbehaving_plugins_are_classified() {
         "1m",
         &format!("echo '{{\"auth\":{{\"x\":{{\"password\":\"{PW}\"}}}}}}'\necho \"error: no EC2 IMDS role found; had {PW}\" >&2\nexit 3"),
     );
-    node.plugin("hangs", &["hangs.test"], "1m", "sleep 30");
+    let pids = node.dir.path().join("children.pids");
+    node.plugin(
+        "hangs",
+        &["hangs.test"],
+        "1m",
+        &format!("sleep 30 &\necho $! >> '{}'\nwait", pids.display()),
+    );
     node.plugin(
         "old-api",
         &["old-api.test"],
@@ -383,6 +389,18 @@ fn misbehaving_plugins_are_classified() {
         &["bad-key-type.test"],
         "1m",
         &answer("Node", None, &[("bad-key-type.test", "u", PW)]),
+    );
+    // Answers and exits, but leaves a child holding its stdout past the timeout: kubelet's exec
+    // waits for the pipe too; regprobe kills the group at the deadline.
+    node.plugin(
+        "lingers",
+        &["lingers.test"],
+        "1m",
+        &format!(
+            "sleep 30 &\necho $! >> '{}'\n{}",
+            pids.display(),
+            answer("Image", None, &[("lingers.test", "u", PW)])
+        ),
     );
     node.entry("absent", &["absent.test"], "1m");
     node.plugin("not-executable", &["not-executable.test"], "1m", "exit 0");
@@ -416,6 +434,12 @@ fn misbehaving_plugins_are_classified() {
         ),
         (
             "hangs",
+            "provider_failed",
+            "credential",
+            "did not answer within 1s",
+        ),
+        (
+            "lingers",
             "provider_failed",
             "credential",
             "did not answer within 1s",
@@ -461,8 +485,21 @@ fn misbehaving_plugins_are_classified() {
     }
     assert_no_password("check json", &String::from_utf8_lossy(&out.stdout));
     assert_no_password("check stderr", &String::from_utf8_lossy(&out.stderr));
-    // A failed answer is not cached: kubelet asks again next time.
     assert_eq!(node.runs("exits").len(), 1);
+    // Nothing a plugin started outlives its run (the group is killed; init reaps the orphans).
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    assert_eq!(pids.lines().count(), 2, "{pids}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for pid in pids.lines() {
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains("(sleep)") && !s.contains(") Z "))
+        };
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive(), "sleep {pid} outlived its plugin");
+    }
 }
 
 /// A config kubelet refuses is a configuration error (exit 2), as is half of the flag pair.

@@ -14,8 +14,8 @@
 //! What regprobe adds, since it runs next to kubelet and must not harm the node: stdout is kept
 //! up to [`MAX_STDOUT_BYTES`] and stderr up to [`MAX_STDERR_BYTES`] (the rest is read and
 //! dropped, so a chatty plugin neither blocks nor fills memory), the plugin runs in its own
-//! process group and the whole group is killed at the timeout (and when the plugin exits, so
-//! nothing it left behind holds the pipes). Nothing of stdout reaches an
+//! process group and the whole group is killed at the timeout (also when the plugin exited but
+//! something it started still holds its stdout or stderr then). Nothing of stdout reaches an
 //! error; stderr reaches one only as a short excerpt with every string of stdout removed.
 
 use std::collections::BTreeMap;
@@ -316,40 +316,91 @@ fn exec_inner(
             let _ = stdin.write_all(&request);
         });
     }
-    let out = child
-        .stdout
-        .take()
-        .map(|r| std::thread::spawn(move || read_capped(r, MAX_STDOUT_BYTES)));
-    let err = child
-        .stderr
-        .take()
-        .map(|r| std::thread::spawn(move || read_capped(r, MAX_STDERR_BYTES)));
+    let deadline = Instant::now() + timeout;
+    let reader = |r: Option<Box<dyn Read + Send>>, cap: usize| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(r) = r {
+            std::thread::spawn(move || {
+                let _ = tx.send(read_capped(r, cap));
+            });
+        } else {
+            let _ = tx.send((Vec::new(), false));
+        }
+        rx
+    };
+    let out_rx = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        MAX_STDOUT_BYTES,
+    );
+    let err_rx = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        MAX_STDERR_BYTES,
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
+    // The group is killed only while one of its processes is known to live (the unreaped
+    // leader, or a member holding a pipe open), so its id cannot have been reused.
     let status = match rx.recv_timeout(timeout) {
         Ok(s) => s,
         Err(_) => {
             kill_group(Some(pid));
-            // The readers end once the group is gone; they are not waited for (a process
-            // that left the group could hold the pipes).
+            // What it said before it was killed; a process that left the group and holds the
+            // pipe is not waited for longer than a second.
+            let (err, _) = err_rx
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
             return (
                 None,
                 Err(ExecError::Timeout {
                     timeout,
-                    stderr: String::new(),
+                    stderr: stderr_excerpt(&err, b""),
                 }),
             );
         }
     };
-    // Whatever the plugin started and left behind ends with it, so the pipes close.
-    kill_group(Some(pid));
-    let join = |h: Option<std::thread::JoinHandle<(Vec<u8>, bool)>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
+    // The leader exited; something it started may still hold the pipes (kubelet's exec waits
+    // for them too): wait until the deadline, then kill the group.
+    let mut killed = false;
+    let mut collect = |rx: &std::sync::mpsc::Receiver<(Vec<u8>, bool)>| match rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        Ok(v) => Some(v),
+        Err(_) => {
+            if !killed {
+                kill_group(Some(pid));
+                killed = true;
+            }
+            rx.recv_timeout(Duration::from_secs(1)).ok()
+        }
     };
-    let (out, out_over) = join(out);
-    let (err, _) = join(err);
+    let out = collect(&out_rx);
+    let err = collect(&err_rx);
+    let (Some((out, out_over)), Some((err, _))) = (out, err) else {
+        return (
+            None,
+            Err(ExecError::Timeout {
+                timeout,
+                stderr: String::new(),
+            }),
+        );
+    };
+    if killed {
+        return (
+            None,
+            Err(ExecError::Timeout {
+                timeout,
+                stderr: stderr_excerpt(&err, &out),
+            }),
+        );
+    }
     let status = match status {
         Ok(s) => s,
         Err(e) => {
