@@ -310,6 +310,24 @@ mod tests {
     }
 
     #[test]
+    fn a_jwt_password_gives_its_credential_an_expiry() {
+        use base64::Engine as _;
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000}"#);
+        let jwt = format!("eyJhbGciOiJub25lIn0.{payload}.sig");
+        let secrets = crate::secrets::load::parse_secret_content(
+            format!(r#"{{"auths":{{"r.example":{{"username":"u","password":"{jwt}"}},"s.example":{{"username":"u","password":"plain"}}}}}}"#).as_bytes(),
+            "s",
+            std::path::Path::new("s.json"),
+        );
+        let mut p = plan(&secrets, &[], &[]).unwrap();
+        add_own_expiries(&mut p);
+        let want: std::collections::BTreeMap<(String, String), i64> =
+            [(("r.example".to_string(), "s".to_string()), 1_700_000_000)].into();
+        assert_eq!(p.providers.expiries, want);
+    }
+
+    #[test]
     fn invalid_secret_result_is_config_class() {
         let r = invalid_result("bad", "invalid JSON at line 1, column 2 (syntax error)");
         assert!(!r.success);

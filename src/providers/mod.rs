@@ -430,3 +430,92 @@ pub fn report(providers: &Providers, answers: &[Answer]) -> Reported {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A plugin answering as ecr-credential-provider does (Registry key), counting its runs.
+    fn setup(cache: &str) -> (tempfile::TempDir, Providers) {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let runs = d.path().join("runs");
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\necho run >> '{}'\necho '{{\"kind\":\"CredentialProviderResponse\",\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"cacheKeyType\":\"Registry\",\"auth\":{{\"*.dkr.ecr.*.amazonaws.com\":{{\"username\":\"AWS\",\"password\":\"pw\"}}}}}}'\n",
+            runs.display()
+        );
+        std::fs::write(bin.join("ecr"), script).unwrap();
+        std::fs::set_permissions(bin.join("ecr"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = d.path().join("c.yaml");
+        std::fs::write(
+            &config,
+            format!("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: ecr\n    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n    defaultCacheDuration: {cache}\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n"),
+        )
+        .unwrap();
+        let p = Providers::new(ProviderSettings {
+            config,
+            bin_dir: bin,
+            timeout: Duration::from_secs(10),
+        });
+        p.load().unwrap();
+        (d, p)
+    }
+
+    fn runs(d: &tempfile::TempDir) -> usize {
+        std::fs::read_to_string(d.path().join("runs"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    const A: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/a";
+    const B: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/b";
+
+    #[test]
+    fn a_registry_answer_serves_every_image_of_the_registry_until_it_expires() {
+        let (d, p) = setup("12h");
+        let first = p.provide(A, None);
+        assert_eq!(first.len(), 1);
+        assert!(matches!(first[0].source, AnswerSource::Ran(_)));
+        assert_eq!(first[0].matched, "*.dkr.ecr.*.amazonaws.com");
+        let second = p.provide(B, None);
+        assert!(matches!(second[0].source, AnswerSource::Cached));
+        assert_eq!(runs(&d), 1);
+        // Not matched: not asked.
+        assert!(p.provide("gcr.io/x/y", None).is_empty());
+        // The same config re-read keeps the cache; a changed one drops it.
+        p.load().unwrap();
+        p.provide(A, None);
+        assert_eq!(runs(&d), 1);
+        let c = std::fs::read_to_string(&p.settings.config).unwrap();
+        std::fs::write(&p.settings.config, c.replace("12h", "11h")).unwrap();
+        p.load().unwrap();
+        p.provide(A, None);
+        assert_eq!(runs(&d), 2);
+        let secret = answer_secret(&p.provide(A, None)[0]).unwrap();
+        assert_eq!(secret.id, "provider:ecr");
+        assert!(secret.entries.as_ref().unwrap()[0].wildcard);
+    }
+
+    #[test]
+    fn a_zero_default_duration_runs_the_plugin_every_time() {
+        let (d, p) = setup("0s");
+        p.provide(A, None);
+        p.provide(A, None);
+        assert_eq!(runs(&d), 2);
+    }
+
+    #[test]
+    fn a_globbed_answer_is_probed_at_the_host_it_was_asked_for() {
+        let (_d, p) = setup("1m");
+        let a = &p.provide("123456789012.dkr.ecr.eu-west-1.amazonaws.com", None)[0];
+        let s = target_secret(a).unwrap();
+        let e = s.entries.unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].key, "123456789012.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(e[0].raw_key, "*.dkr.ecr.*.amazonaws.com");
+        assert!(!e[0].wildcard);
+    }
+}
