@@ -163,6 +163,10 @@ pub struct InputArgs {
     /// Kill a credential-provider plugin run after this long (kubelet: 1m).
     #[arg(long, default_value = "1m", value_parser = parse_timeout, value_name = "DUR")]
     pub image_credential_provider_timeout: Duration,
+    /// containerd's config.toml: its CRI registry.configs."HOST".auth credentials, which
+    /// containerd uses for a host when kubelet passes none.
+    #[arg(long = "containerd-config", value_name = "FILE")]
+    pub containerd_config: Option<PathBuf>,
     /// Budget for one probe.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
@@ -296,6 +300,7 @@ impl InputArgs {
                 provider_config: self.image_credential_provider_config.clone(),
                 provider_bin_dir: self.image_credential_provider_bin_dir.clone(),
                 provider_timeout: Some(self.image_credential_provider_timeout),
+                containerd_config: self.containerd_config.clone(),
             },
             network: Network {
                 timeout: self.timeout,

@@ -59,6 +59,8 @@ pub struct InputPaths {
     pub provider_bin_dir: Option<PathBuf>,
     /// Kill a credential-provider run after this long; `None`: kubelet's one minute.
     pub provider_timeout: Option<Duration>,
+    /// containerd's `config.toml`: its CRI `registry.configs."HOST".auth` credentials.
+    pub containerd_config: Option<PathBuf>,
 }
 
 /// Transport settings of every probe.
@@ -107,6 +109,9 @@ pub enum ConfigError {
     /// kubelet's credential-provider configuration (`--image-credential-provider-*`).
     #[error(transparent)]
     Providers(#[from] crate::providers::ProviderConfigError),
+    /// containerd's config (`--containerd-config`).
+    #[error(transparent)]
+    ContainerdConfig(#[from] crate::secrets::cri::CriConfigError),
 }
 
 impl Inputs {
@@ -173,6 +178,16 @@ impl Inputs {
         Ok(Some(providers))
     }
 
+    /// containerd's own registry credentials (`--containerd-config`), empty without the flag.
+    ///
+    /// Errors: an unreadable file or invalid TOML.
+    pub fn cri_auths(&self) -> Result<crate::secrets::cri::CriAuths, ConfigError> {
+        match &self.paths.containerd_config {
+            Some(p) => Ok(crate::secrets::cri::read(p)?),
+            None => Ok(Default::default()),
+        }
+    }
+
     /// Builds what every probe shares: the transport and the node's CA bundle.
     ///
     /// Errors: [`ConfigError::Transport`].
@@ -215,6 +230,10 @@ impl Inputs {
             loaded.warnings.extend(specs.warnings);
             loaded.workloads.extend(specs.workloads);
         }
+        loaded.cri_auths = self.cri_auths()?;
+        loaded
+            .warnings
+            .extend(loaded.cri_auths.warnings.iter().cloned());
         if let Some(providers) = self.providers()? {
             let mut images = self.images.clone();
             for w in &loaded.workloads {
@@ -251,6 +270,8 @@ pub struct Loaded {
     pub provider_images: Vec<crate::providers::Answer>,
     /// `(index into secrets, index into provider_targets)` of each target's secret.
     pub provider_target_secrets: Vec<(usize, usize)>,
+    /// containerd's own registry credentials (`--containerd-config`).
+    pub cri_auths: crate::secrets::cri::CriAuths,
 }
 
 /// Asks kubelet's credential providers for what `check` and `serve` probe: each concrete

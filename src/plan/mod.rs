@@ -155,10 +155,15 @@ fn matches_filter(registry: &str, only: &[String]) -> bool {
 pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
     let secrets: Vec<Secret> = load_all(&inputs.sources())?;
     let dirs = inputs.hosts_dirs()?;
+    let cri = inputs.cri_auths()?;
     let Some(providers) = inputs.providers()? else {
         let mut p = plan(&secrets, &dirs, only)?;
         add_own_expiries(&mut p);
-        let images = plan_images(&inputs.images, &secrets, &dirs)?;
+        p.warnings.extend(cri.warnings.iter().cloned());
+        let mut images = plan_images(&inputs.images, &secrets, &dirs)?;
+        for i in &mut images {
+            pod::set_cri_auths(i, &cri);
+        }
         return Ok((p, images));
     };
     let mut loaded = crate::inputs::Loaded {
@@ -177,6 +182,7 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
         p.invalid.extend(crate::providers::failure_result(a));
     }
     p.warnings.extend(loaded.warnings);
+    p.warnings.extend(cri.warnings.iter().cloned());
     let answers: Vec<crate::providers::Answer> = loaded
         .provider_targets
         .iter()
@@ -209,6 +215,7 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
         );
         for mut planned in plan_images(std::slice::from_ref(image), &used, &dirs)? {
             pod::set_failed_providers(&mut planned, &loaded.provider_images, &repo);
+            pod::set_cri_auths(&mut planned, &cri);
             images.push(planned);
         }
     }

@@ -90,6 +90,7 @@ pub fn plan_images(
             credential: None,
             matched_keys,
             failed_providers: Vec::new(),
+            cri_auths: Vec::new(),
         };
         let attempts = if matches.is_empty() {
             vec![base]
@@ -128,6 +129,18 @@ pub fn set_failed_providers(
         .collect();
     for a in &mut plan.attempts {
         a.failed_providers = failed.clone();
+    }
+}
+
+/// Gives the attempts kubelet makes without a credential containerd's own
+/// `registry.configs` credentials (used per host, `crate::secrets::cri`).
+pub fn set_cri_auths(plan: &mut ImagePlan, cri: &crate::secrets::cri::CriAuths) {
+    for a in plan.attempts.iter_mut().filter(|a| a.credential.is_none()) {
+        a.cri_auths = cri
+            .auths
+            .iter()
+            .map(|c| (c.host.clone(), c.credential.clone()))
+            .collect();
     }
 }
 
@@ -304,6 +317,7 @@ pub fn plan_pods(
             .pop()
             .ok_or_else(|| PodPlanError::Nothing(job.image.clone()))?;
         set_failed_providers(&mut plan, &loaded.provider_images, &repo);
+        set_cri_auths(&mut plan, &loaded.cri_auths);
         let verdicts = Keyring::new(&used).explain(&repo);
         let mut unreferenced_matches: Vec<(String, String)> = Vec::new();
         for m in Keyring::new(&unreferenced).lookup(&repo) {

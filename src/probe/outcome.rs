@@ -66,6 +66,9 @@ pub enum Note {
     /// The HTTPS registry's token realm (this URL) is plain HTTP: the password travels
     /// unencrypted.
     InsecureRealm(String),
+    /// kubelet passed no credential, and containerd used its own
+    /// `registry.configs."HOST".auth` for this host (`--containerd-config`).
+    ContainerdConfigCredential(String),
 }
 
 impl Note {
@@ -101,6 +104,10 @@ impl fmt::Display for Note {
             Note::InsecureRealm(realm) => write!(
                 f,
                 "the token realm {realm} is plain HTTP while the registry is HTTPS: the password travels unencrypted"
+            ),
+            Note::ContainerdConfigCredential(host) => write!(
+                f,
+                "kubelet passed no credential; containerd used its own registry.configs.\"{host}\".auth (containerd config)"
             ),
         }
     }

@@ -80,6 +80,28 @@ pub struct PullTarget {
     /// kubelet credential providers that match the image and gave no credential (failed): an
     /// anonymous attempt refused is then `provider_failed`, not `no_matching_credential`.
     pub failed_providers: Vec<String>,
+    /// containerd's own `registry.configs."HOST".auth` (`--containerd-config`): used for a host
+    /// when kubelet passes no credential (`credential` is `None`), as containerd's CRI
+    /// `credentials(host)` does (`crate::secrets::cri`). `(host[:port], credential)`.
+    pub cri_auths: Vec<(String, Credential)>,
+}
+
+impl PullTarget {
+    /// The credential containerd uses on `host`: kubelet's, else containerd's own for that
+    /// exact `host[:port]` when kubelet passed none.
+    pub fn credential_for(&self, host: &str) -> Option<&Credential> {
+        self.credential.as_ref().or_else(|| {
+            self.cri_auths
+                .iter()
+                .find(|(h, _)| h == host)
+                .map(|(_, c)| c)
+        })
+    }
+
+    /// Whether the credential used on `host` is containerd's own (kubelet passed none).
+    pub fn uses_cri_auth(&self, host: &str) -> bool {
+        self.credential.is_none() && self.credential_for(host).is_some()
+    }
 }
 
 /// The authorizer state for one host, new for each attempt (containerd builds a new
@@ -141,7 +163,12 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
     result.image = Some(target.image.clone());
     result.timestamp = unix_now();
     result.matched_keys = target.matched_keys.clone();
-    if let Some(c) = &target.credential {
+    let cri = target
+        .hosts
+        .iter()
+        .find(|h| target.uses_cri_auth(&h.host))
+        .and_then(|h| target.credential_for(&h.host));
+    if let Some(c) = target.credential.as_ref().or(cri) {
         if !c.username.is_empty() {
             result.username = Some(c.username.clone());
         }
@@ -152,7 +179,7 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         .iter()
         .filter(|h| h.capabilities.pull && (target.is_digest || h.capabilities.resolve))
         .collect();
-    let mut best: Option<(u8, Failed, String)> = None;
+    let mut best: Option<(u8, Failed, String, bool)> = None;
     let mut success = None;
     for (i, host) in hosts.iter().enumerate() {
         let last_host = i + 1 == hosts.len();
@@ -191,11 +218,11 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             Err((priority, failure)) => {
                 let reason = classify::attempt_reason_with_providers(
                     &failure,
-                    target.credential.is_some(),
+                    target.credential_for(&host.host).is_some(),
                     !target.failed_providers.is_empty(),
                 );
                 // The transport's words may quote a URL a hostile peer chose: redact them too.
-                let (_, password) = containerd_credentials(target.credential.as_ref());
+                let (_, password) = containerd_credentials(target.credential_for(&host.host));
                 let detail = super::evidence::redact(
                     &describe(&failure, &host_result_last(&result), target, &host.host),
                     &[password.as_str()],
@@ -212,8 +239,9 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                     result.auth_mode = host_result.auth_mode.take();
                 }
                 // containerd keeps the first error of the highest priority.
-                if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
-                    best = Some((priority, failed, detail));
+                if best.as_ref().is_none_or(|(p, _, _, _)| priority > *p) {
+                    let given = target.credential_for(&host.host).is_some();
+                    best = Some((priority, failed, detail, given));
                 }
             }
         }
@@ -225,10 +253,10 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             result.digest = Some(digest.clone());
             result.detail = format!("{} resolves to {digest} on {host}", target.image);
         }
-        (None, Some((_, failed, detail))) => {
+        (None, Some((_, failed, detail, given))) => {
             let reason = classify::attempt_reason_with_providers(
                 &failed.failure,
-                target.credential.is_some(),
+                given,
                 !target.failed_providers.is_empty(),
             );
             result.reason = Some(reason);
@@ -288,7 +316,7 @@ fn failed_on_host(
             .map(|u| super::exchange::authority(&u)),
         _ => None,
     };
-    let (user, _) = containerd_credentials(target.credential.as_ref());
+    let (user, _) = containerd_credentials(target.credential_for(&host.host));
     Failed {
         credential_sent: !user.is_empty() && !matches!(failure, Failure::CredentialMissing(_)),
         failure,
@@ -318,7 +346,12 @@ async fn resolve_on_host(
     };
     let tls = tls_for(host, &env.tls, result).map_err(|f| (1u8, f))?;
     let mut scheme = host.scheme;
-    let (user, secret) = containerd_credentials(target.credential.as_ref());
+    let (user, secret) = containerd_credentials(target.credential_for(&host.host));
+    if target.uses_cri_auth(&host.host) {
+        result
+            .notes
+            .push(Note::ContainerdConfigCredential(host.host.clone()));
+    }
     let scope = format!("repository:{}:pull", target.repository);
     let mut method = Method::HEAD;
     let mut auth = Authorizer::default();
@@ -589,7 +622,13 @@ fn describe(
             format!("user `{}` of secret {s}", c.username)
         }
         (Some(s), _) => format!("secret {s} (no username: anonymous)"),
-        _ => "no credential (no key matched: anonymous)".to_string(),
+        _ => match target.credential_for(host) {
+            Some(c) => format!(
+                "containerd's own registry.configs credential for {host} (user `{}`; kubelet passed none)",
+                c.username
+            ),
+            None => "no credential (no key matched: anonymous)".to_string(),
+        },
     };
     let said = last
         .as_ref()

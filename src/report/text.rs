@@ -234,11 +234,14 @@ pub fn render_verdict(v: &Verdict, style: Style, indent: usize, label: &str) -> 
 }
 
 fn render_notes(r: &ProbeResult, style: Style, out: &mut String) {
-    for n in r
-        .notes
-        .iter()
-        .filter(|n| style.verbose || matches!(n, crate::probe::Note::InsecureRealm(_)))
-    {
+    for n in r.notes.iter().filter(|n| {
+        style.verbose
+            || matches!(
+                n,
+                crate::probe::Note::InsecureRealm(_)
+                    | crate::probe::Note::ContainerdConfigCredential(_)
+            )
+    }) {
         let _ = writeln!(out, "    {} {n}", paint(style, DIM, "note:"));
     }
 }

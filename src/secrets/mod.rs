@@ -22,6 +22,7 @@
 use secrecy::SecretString;
 use std::path::PathBuf;
 
+pub mod cri;
 pub mod dockerconfig;
 mod error;
 pub mod key;

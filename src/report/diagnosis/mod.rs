@@ -178,6 +178,9 @@ pub(crate) fn attempt_title(key: Option<&str>, pull: &ProbeResult) -> String {
             "secret {s}, no username: containerd pulls anonymously{}",
             key.map(|k| format!(" (key {k})")).unwrap_or_default()
         ),
+        (None, Some(u)) => format!(
+            "no credential from kubelet; containerd's own registry.configs credential, user {u} (containerd config)"
+        ),
         _ => "no credential (anonymous pull)".to_string(),
     }
 }
