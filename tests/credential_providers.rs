@@ -296,6 +296,23 @@ fn an_acr_like_provider_with_globbed_keys_pulls_what_only_it_can() {
     );
     assert_no_password("check json", &String::from_utf8_lossy(&out.stdout));
 
+    // A pod with no imagePullSecrets: kubelet uses the provider's credential for its image.
+    let pod = node.dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: team\nspec:\n  containers:\n    - name: web\n      image: {image}\n"),
+    )
+    .unwrap();
+    let out = check(
+        &node,
+        &["--output", "json", "--pod-spec", pod.to_str().unwrap()],
+    );
+    let ps = probes(&out);
+    assert_eq!(out.status.code(), Some(0), "{ps:#?}");
+    let pull = ps.iter().find(|p| p["image"] == image.as_str()).unwrap();
+    assert_eq!(pull["success"], true, "{pull:#}");
+    assert_eq!(pull["secret"], "provider:acr-credential-provider");
+
     // The provider fails: kubelet pulls anonymously and is refused, because of the provider.
     let mut failing = Node::new();
     failing.plugin(
