@@ -423,12 +423,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     let invalid: Vec<ProbeResult> = loaded
         .secrets
         .iter()
-        .filter_map(|s| {
-            s.entries
-                .as_ref()
-                .err()
-                .map(|e| invalid_result(&s.id, &e.to_string()))
-        })
+        .filter_map(|s| s.entries.as_ref().err().map(|e| invalid_result(&s.id, e)))
         .collect();
     let all_ok = invalid.is_empty() && diagnoses.iter().all(|d| d.pullable);
     for r in invalid.iter().chain(pulls.iter().flatten()) {
