@@ -301,6 +301,30 @@ pub fn plan_pods(
     Ok(out)
 }
 
+/// The host a pull's verdict rests on: the one it resolved on, else the last one it tried
+/// (the [`crate::probe::outcome::HostVerdict`] URLs), else the attempt's last host. The
+/// follow-up handshake goes there, with that host's own settings (hosts.toml headers, TLS), not
+/// to an upstream containerd never contacted.
+fn pull_host<'a>(
+    attempt: &'a PullTarget,
+    pull: &ProbeResult,
+) -> Option<&'a crate::hosts::RegistryHost> {
+    let verdict = pull
+        .hosts
+        .iter()
+        .rev()
+        .find(|v| v.success)
+        .or(pull.hosts.last());
+    verdict
+        .and_then(|v| {
+            attempt
+                .hosts
+                .iter()
+                .find(|h| format!("{}://{}{}", h.scheme, h.host, h.path) == v.host)
+        })
+        .or(attempt.hosts.last())
+}
+
 /// The credential probes that follow the pulls, and which attempt each follows.
 #[derive(Debug, Default)]
 pub struct FollowUps {
@@ -330,7 +354,7 @@ pub fn follow_ups(planned: &[PlannedImage], pulls: &[Vec<ProbeResult>]) -> Follo
             let (Some(secret), Some(cred), Some(host)) = (
                 attempt.secret.as_ref(),
                 attempt.credential.as_ref(),
-                attempt.hosts.last(),
+                pull_host(attempt, pull),
             ) else {
                 row.push(None);
                 continue;

@@ -102,7 +102,10 @@ pub fn finish(
             // transport's words, which may quote a URL a hostile peer chose: redact again.
             result.detail = evidence::redact(
                 &describe(&failure, result, target),
-                &[target.credential.password.expose_secret()],
+                &super::exchange::redaction_list(
+                    &target.host,
+                    target.credential.password.expose_secret(),
+                ),
             );
             result.failed = Some(failed_at(failure, result, target));
         }
@@ -159,7 +162,7 @@ async fn handshake(
         result,
         Phase::Challenge,
         host_request(host, Method::GET, base.clone(), tls.clone()),
-        &[],
+        &super::exchange::redaction_list(host, ""),
     )
     .await
     {
@@ -180,7 +183,7 @@ async fn handshake(
                 result,
                 Phase::Challenge,
                 host_request(host, Method::GET, base.clone(), None),
-                &[],
+                &super::exchange::redaction_list(host, ""),
             )
             .await
             {
@@ -236,7 +239,7 @@ async fn handshake(
     let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
-    let secrets = [password];
+    let secrets = super::exchange::redaction_list(host, password);
 
     let chosen = challenges
         .iter()
@@ -273,8 +276,7 @@ async fn handshake(
             let treq = token::token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
-            let mut tok =
-                token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result).await?;
+            let mut tok = token::fetch(session, realm_tls.clone(), host, &treq, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(Note::TokenExpiresIn(e));
             }
@@ -302,9 +304,7 @@ async fn handshake(
                 }
                 let err = challenge_error(&resp);
                 if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
-                    tok =
-                        token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result)
-                            .await?;
+                    tok = token::fetch(session, realm_tls.clone(), host, &treq, result).await?;
                     continue;
                 }
                 return Err(Failure::VerifyStatus {

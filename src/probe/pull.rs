@@ -191,7 +191,7 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                 let (_, password) = containerd_credentials(target.credential.as_ref());
                 let detail = super::evidence::redact(
                     &describe(&failure, &host_result_last(&result), target, &host.host),
-                    &[password.as_str()],
+                    &super::exchange::redaction_list(host, password.as_str()),
                 );
                 let failed = failed_on_host(failure, &result.exchanges, first_index, host, target);
                 result.hosts.push(HostVerdict {
@@ -314,7 +314,7 @@ async fn resolve_on_host(
             result,
             Phase::Manifest,
             req.clone(),
-            &[secret.as_str()],
+            &super::exchange::redaction_list(host, secret.as_str()),
         )
         .await
         {
@@ -334,9 +334,15 @@ async fn resolve_on_host(
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
-                exchange(session, result, Phase::Manifest, retry, &[secret.as_str()])
-                    .await
-                    .map_err(transport_failure)?
+                exchange(
+                    session,
+                    result,
+                    Phase::Manifest,
+                    retry,
+                    &super::exchange::redaction_list(host, secret.as_str()),
+                )
+                .await
+                .map_err(transport_failure)?
             }
             Err(e) => return Err(transport_failure(e)),
         };
@@ -392,7 +398,7 @@ async fn resolve_on_host(
                         let tok = token::fetch(
                             session,
                             realm_tls(host, &env.tls, &tls),
-                            host.dial_timeout,
+                            host,
                             &treq,
                             result,
                         )

@@ -181,18 +181,27 @@ pub fn parse_token_body(
 ///
 /// Errors are [`Failure`]s: `Transport { peer: Realm, .. }` for network trouble at the realm,
 /// `TokenStatus` for the final HTTP error, `TokenBody` for an unusable 2xx answer.
-/// `dial_timeout` is the registry host's (containerd's authorizer uses that host's client for
-/// the realm too, `docs/containerd-kubelet.md` §6.3).
+/// `host` is the registry host: its `dial_timeout` (containerd's authorizer uses that host's
+/// client for the realm too, `docs/containerd-kubelet.md` §6.3) and its hosts.toml headers,
+/// sent on every token request as `auth.FetchToken` does with the authorizer's
+/// `WithAuthHeader` headers (`config/hosts.go` `ConfigureHosts`); their values are redacted
+/// from the evidence like the password.
 pub async fn fetch(
     session: &mut Session,
     tls: Option<Arc<rustls::ClientConfig>>,
-    dial_timeout: Option<std::time::Duration>,
+    host: &crate::hosts::RegistryHost,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
-    let secrets = [req.secret];
+    let secrets = super::exchange::redaction_list(host, req.secret);
     let started = Instant::now();
-    let ctx = Ctx { tls, dial_timeout };
+    let mut headers = http::HeaderMap::new();
+    super::exchange::add_host_headers(&mut headers, host);
+    let ctx = Ctx {
+        tls,
+        dial_timeout: host.dial_timeout,
+        headers,
+    };
     let out = fetch_inner(session, &ctx, req, result, &secrets).await;
     let spent = super::exchange::http_seconds(session, started, result);
     result.add_phase(Phase::Token, spent);
@@ -203,6 +212,7 @@ pub async fn fetch(
 struct Ctx {
     tls: Option<Arc<rustls::ClientConfig>>,
     dial_timeout: Option<std::time::Duration>,
+    headers: http::HeaderMap,
 }
 
 impl Ctx {
@@ -210,6 +220,7 @@ impl Ctx {
         let mut r = Request::new(method, url, self.tls.clone());
         r.body_cap = TOKEN_BODY_CAP;
         r.dial_timeout = self.dial_timeout;
+        r.headers = self.headers.clone();
         r
     }
 }

@@ -1,0 +1,134 @@
+//! Fidelity to what containerd 2.x and kubelet do, in cases a clean registry does not show
+//! (issue 12). Each case names the upstream code it follows; where Debian's containerd 1.6
+//! (`ctr`, see `support::containerd`) can show the ground truth, it runs too, and where 1.6
+//! differs from 2.x the case says so and regprobe follows 2.x.
+
+use regprobe_testsupport as support;
+
+use serde_json::Value;
+use std::path::Path;
+use support::containerd::{hosts_dir, Containerd, FetchOptions};
+use support::gateway::header_gateway;
+
+/// `regprobe check --image IMAGE --output json` with `extra` arguments; returns the exit code,
+/// the parsed JSON output and the raw stdout+stderr (to look for leaks).
+fn check_image(image: &str, extra: &[&str]) -> (i32, Value, String) {
+    let mut cmd = support::regprobe();
+    cmd.args([
+        "check",
+        "--no-default-paths",
+        "--timeout",
+        "5s",
+        "--output",
+        "json",
+        "--image",
+        image,
+    ])
+    .args(extra);
+    let out = cmd.output().unwrap();
+    let raw = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    (out.status.code().unwrap_or(-1), v, raw)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const GATEWAY_HEADER: &str = "X-Gateway-Key";
+const GATEWAY_KEY: &str = "gw-key-8d2c61b0";
+
+/// hosts.toml `[host."…".header]` is sent on every request to that host, token requests
+/// included (containerd 2.x `core/remotes/docker/resolver.go` `dockerBase.request`;
+/// `config/hosts.go` `ConfigureHosts` `WithAuthHeader(host.header)`, since 2.1), against a
+/// fake that imitates a registry behind a key-checking access proxy. The header value is a
+/// secret: it never shows in regprobe's output.
+///
+/// containerd 1.6 sends the header to the registry but not to the token service (the token
+/// requests got the headers in 2.1, commit "Add hosts.toml headers to auth requests"): its
+/// fetch is refused at the token step; regprobe follows 2.x.
+#[test]
+fn hosts_toml_headers_go_on_every_request_token_included() {
+    let gw = header_gateway(GATEWAY_HEADER, GATEWAY_KEY);
+    let host = gw.host();
+    // The `server` with its headers (the root `[header]` table; a `[host."…".header]` table
+    // is parsed the same way, `parseHostConfig`).
+    let toml =
+        format!("server = \"http://{host}\"\n[header]\n  {GATEWAY_HEADER} = \"{GATEWAY_KEY}\"\n");
+    let hosts = hosts_dir(&[(&host, &toml)]);
+    // The `[host."…".header]` form (containerd 1.6 rejects a file without a `host` table).
+    let table = format!(
+        "[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  [host.\"http://{host}\".header]\n    {GATEWAY_HEADER} = \"{GATEWAY_KEY}\"\n"
+    );
+    let table_hosts = hosts_dir(&[(&host, &table)]);
+    let image = format!("{host}/team/app:1");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cred.json");
+    std::fs::write(
+        &secret,
+        support::dockerconfigjson(&[(host.as_str(), "alice", "Gw-Passw0rd-77")]),
+    )
+    .unwrap();
+
+    // Anonymous (token GET) and with a credential (token POST).
+    for (dir, extra) in [
+        (hosts.path(), vec![]),
+        (table_hosts.path(), vec![]),
+        (hosts.path(), vec!["--secret", s(&secret)]),
+        (table_hosts.path(), vec!["--secret", s(&secret)]),
+    ] {
+        let mut args = vec!["--hosts-dir", s(dir)];
+        args.extend(extra.iter().copied());
+        let (code, out, raw) = check_image(&image, &args);
+        assert_eq!(code, 0, "{raw}");
+        assert_eq!(out["probes"][0]["success"], true, "{raw}");
+        assert!(!raw.contains(GATEWAY_KEY), "the header value leaked: {raw}");
+    }
+    let seen = gw.seen();
+    assert!(seen
+        .iter()
+        .any(|r| r.target.starts_with("/token") && r.method == "POST"));
+    assert!(seen
+        .iter()
+        .any(|r| r.target.starts_with("/token") && r.method == "GET"));
+    for r in &seen {
+        assert_eq!(
+            r.header("x-gateway-key"),
+            Some(GATEWAY_KEY.as_bytes()),
+            "{r:?} in {seen:#?}"
+        );
+    }
+
+    // Without the header configured, the proxy refuses regprobe as it refuses containerd.
+    let bare = hosts_dir(&[(
+        &host,
+        &format!("[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
+    )]);
+    let (code, _, raw) = check_image(&image, &["--hosts-dir", s(bare.path())]);
+    assert_ne!(code, 0, "{raw}");
+
+    // containerd 1.6: the header reaches the registry, not the token service.
+    let ctrd = Containerd::start();
+    let before = gw.seen().len();
+    let ctr = ctrd.fetch(&image, FetchOptions::new().hosts_dir(table_hosts.path()));
+    let ctr_seen = &gw.seen()[before..];
+    let v2 = ctr_seen
+        .iter()
+        .find(|r| r.target == "/v2/" || r.target.contains("/manifests/"))
+        .unwrap_or_else(|| panic!("containerd sent no registry request: {ctr_seen:?}"));
+    assert_eq!(
+        v2.header("x-gateway-key"),
+        Some(GATEWAY_KEY.as_bytes()),
+        "{ctr_seen:#?} {ctr:?}"
+    );
+    let token = ctr_seen
+        .iter()
+        .find(|r| r.target.starts_with("/token"))
+        .unwrap_or_else(|| panic!("containerd asked for no token: {ctr_seen:?}"));
+    assert_eq!(token.header("x-gateway-key"), None, "{token:?}");
+    assert!(ctr.containerd_error().is_some(), "{ctr:?}");
+}
