@@ -132,3 +132,43 @@ fn hosts_toml_headers_go_on_every_request_token_included() {
     assert_eq!(token.header("x-gateway-key"), None, "{token:?}");
     assert!(ctr.containerd_error().is_some(), "{ctr:?}");
 }
+
+/// After containerd's HTTP fallback (a loopback registry that answers the TLS ClientHello in
+/// plain HTTP), a manifest HEAD refused twice with a Bearer `error=` fails on the second refusal:
+/// `core/remotes/docker/authorizer.go` `invalidAuthorization` compares the requests actually
+/// answered (`sameRequest` on `resp.Request`, which `httpFallback` made `http://`), so one
+/// token fetch and two HEADs, not a third HEAD and a second token. Imitates a registry whose
+/// token service issues tokens the registry rejects (a key mismatch, Harbor after a key
+/// rotation). containerd 1.6 never tries HTTPS on loopback, so it cannot show the fallback.
+#[test]
+fn loop_detection_after_the_http_fallback_compares_the_requests_sent() {
+    use support::fake::{response, Step, API_VERSION};
+    let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        let host = String::from_utf8_lossy(seen.header("host").unwrap_or_default()).into_owned();
+        if seen.target.starts_with("/token") {
+            let body = br#"{"token":"rejected-token-1"}"#;
+            return vec![Step::Send(response(
+                200,
+                b"OK",
+                &[("Content-Type", b"application/json")],
+                body,
+            ))];
+        }
+        let challenge =
+            format!("Bearer realm=\"http://{host}/token\",service=\"s\",error=\"invalid_token\"");
+        vec![Step::Send(response(
+            401,
+            b"Unauthorized",
+            &[("WWW-Authenticate", challenge.as_bytes()), API_VERSION],
+            b"",
+        ))]
+    });
+    let image = format!("{}/team/app:1", fake.host());
+    let (code, out, raw) = check_image(&image, &[]);
+    assert_ne!(code, 0, "{raw}");
+    let requests = fake.requests();
+    let heads = requests.iter().filter(|r| r.starts_with("HEAD ")).count();
+    let tokens = requests.iter().filter(|r| r.contains(" /token")).count();
+    assert_eq!((heads, tokens), (2, 1), "{requests:?}");
+    assert_eq!(out["probes"][0]["reason"], "token_rejected", "{raw}");
+}

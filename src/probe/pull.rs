@@ -357,7 +357,12 @@ async fn resolve_on_host(
         let status = resp.status;
         match status.as_u16() {
             401 => {
-                let request_id = (method.clone(), url.to_string());
+                // The request that was actually answered, as `authorizer.go` `sameRequest`
+                // compares `responses[n-2].Request` with `responses[n-1].Request`: Go's
+                // `resp.Request` is the last one sent, after an HTTP fallback (`httpFallback`
+                // rewrites the scheme) and after redirects.
+                let sent_method = session.last_method().cloned().unwrap_or(method.clone());
+                let request_id = (sent_method, resp.url.to_string());
                 let cs = challenges(&resp);
                 let bearer = cs.iter().find(|c| c.scheme == Scheme::Bearer);
                 let basic = cs.iter().find(|c| c.scheme == Scheme::Basic);
