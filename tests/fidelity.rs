@@ -172,3 +172,65 @@ fn loop_detection_after_the_http_fallback_compares_the_requests_sent() {
     assert_eq!((heads, tokens), (2, 1), "{requests:?}");
     assert_eq!(out["probes"][0]["reason"], "token_rejected", "{raw}");
 }
+
+/// A dropped connection on the last host is retried (50 ms later, within the 5-request budget),
+/// as containerd 2.4 `doWithTransportRetries` does for `isTransientTransportErr` (`io.EOF`,
+/// timeouts): one EOF does not fail the pull. Imitates a load balancer that closes a connection
+/// without answering (an idle-timeout race, a proxy reload). containerd 1.6 has no transport
+/// retry: its fetch fails on the EOF; regprobe follows 2.4.
+#[test]
+fn a_dropped_connection_is_retried_as_containerd_2_4_does() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use support::fake::{response, Step, API_VERSION};
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let drops = dropped.clone();
+    let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, move |seen| {
+        // The first request of each client run is dropped (regprobe's, then containerd's).
+        if seen.header("x-no-drop").is_none() && drops.fetch_add(1, Ordering::SeqCst) % 100 == 0 {
+            return vec![];
+        }
+        let (body, digest) = support::gateway::gateway_manifest();
+        let full = response(
+            200,
+            b"OK",
+            &[
+                (
+                    "Content-Type",
+                    b"application/vnd.oci.image.manifest.v1+json",
+                ),
+                ("Docker-Content-Digest", digest.as_bytes()),
+                API_VERSION,
+            ],
+            body.as_bytes(),
+        );
+        let bytes = if seen.method == "HEAD" {
+            full[..full.len() - body.len()].to_vec()
+        } else {
+            full
+        };
+        vec![Step::Send(bytes)]
+    });
+    let image = format!("{}/team/app:1", fake.host());
+    let (code, out, raw) = check_image(&image, &[]);
+    assert_eq!(code, 0, "{raw}");
+    let exchanges = out["probes"][0]["exchanges"].as_array().unwrap();
+    // HTTPS first (the loopback rule), the fallback's HEAD that was dropped, the retried one.
+    assert_eq!(exchanges.len(), 3, "{raw}");
+    assert_eq!(exchanges[1]["status"], Value::Null);
+    assert_eq!(exchanges[2]["status"], 200);
+    assert!(exchanges[2]["url"].as_str().unwrap().starts_with("http://"));
+    let heads = fake
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("HEAD "))
+        .count();
+    assert_eq!(heads, 2, "{:?}", fake.requests());
+
+    // containerd 1.6: the EOF ends the fetch.
+    dropped.store(100, Ordering::SeqCst);
+    let ctrd = Containerd::start();
+    let ctr = ctrd.fetch(&image, FetchOptions::new().plain_http());
+    let err = ctr.containerd_error().unwrap_or_default();
+    assert!(!ctr.success && err.contains("EOF"), "{ctr:?}");
+}

@@ -8,7 +8,10 @@
 //! * **R2 request**: `HEAD <host><path>/<repo>/manifests/<ref>` with containerd's `Accept`
 //!   header ([`ACCEPT`]), no `/v2/` ping.
 //! * **R3 budget**: at most [`MAX_ATTEMPTS`] HTTP requests per host, shared by auth and status
-//!   retries; a transport error ends the host.
+//!   retries. A transient transport error (a dropped connection, a timeout; not the probe's
+//!   own deadline) is retried 50 ms later on the last host within the same budget, as
+//!   containerd 2.4 `doWithTransportRetries` / `isTransientTransportErr` do ([`is_transient`]);
+//!   any other transport error, or one on a mirror, ends the host.
 //! * **R4 statuses**: 401 → authorizer; 405 on a HEAD → GET; 408/429 → retry at once;
 //!   500/503/504 → retry on the last host when the previous answer had another status.
 //! * **R5 authorizer**: Bearer before Basic. A Bearer challenge with `error=` drops the token;
@@ -303,13 +306,13 @@ async fn resolve_on_host(
     let mut previous_status: Option<StatusCode> = None;
     let mut last: Option<Response> = None;
 
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let url = manifest_url(host, scheme, target)?;
         let mut req = host_request(host, method.clone(), url.clone(), tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let resp = match exchange(
+        let sent = match exchange(
             session,
             result,
             Phase::Manifest,
@@ -318,7 +321,6 @@ async fn resolve_on_host(
         )
         .await
         {
-            Ok(r) => r,
             Err(e)
                 if scheme == HostScheme::Https
                     && host.http_fallback
@@ -342,7 +344,19 @@ async fn resolve_on_host(
                     &super::exchange::redaction_list(host, secret.as_str()),
                 )
                 .await
-                .map_err(transport_failure)?
+            }
+            other => other,
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e)
+                if last_host
+                    && is_transient(&e)
+                    && attempt + 1 < MAX_ATTEMPTS
+                    && session.remaining() > TRANSPORT_RETRY_DELAY =>
+            {
+                tokio::time::sleep(TRANSPORT_RETRY_DELAY).await;
+                continue;
             }
             Err(e) => return Err(transport_failure(e)),
         };
@@ -447,6 +461,26 @@ async fn resolve_on_host(
     }
     let resp = last.expect("the loop runs at least once");
     evaluate(&resp, &auth, target)
+}
+
+/// The pause before a transport retry (containerd 2.4 `doWithTransportRetries`: 50 ms).
+pub const TRANSPORT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// containerd 2.4 `isTransientTransportErr` (`core/remotes/docker/resolver.go`): a
+/// `net.Error` whose `Timeout()` is true (dial, DNS, TLS handshake and response-header
+/// timeouts) or `io.EOF` / `io.ErrUnexpectedEOF` (the server closed the connection before
+/// answering). The probe's own deadline is `context.DeadlineExceeded` there: not transient.
+/// A body timeout happens after `do` returned, so it is not retried either.
+pub fn is_transient(e: &super::transport::TransportError) -> bool {
+    use super::failure::{ConnectFailure, DnsFailure, HttpFailure, TlsFailure};
+    use super::transport::TransportError as T;
+    match e {
+        T::Dns { kind, .. } => matches!(kind, DnsFailure::Timeout),
+        T::Connect { kind, .. } => matches!(kind, ConnectFailure::Timeout),
+        T::Tls { kind, .. } => matches!(kind, TlsFailure::Timeout),
+        T::Http { kind, .. } => matches!(kind, HttpFailure::HeaderTimeout | HttpFailure::Closed),
+        T::Proxy { .. } | T::Deadline { .. } | T::InvalidUrl(_) | T::Redirect(_) => false,
+    }
 }
 
 /// R7 for the final response of a host.
@@ -640,6 +674,32 @@ fn describe(
 mod tests {
     use super::*;
     use http::HeaderMap;
+
+    #[test]
+    fn transient_transport_errors_are_containerds() {
+        use crate::probe::failure::{ConnectFailure, HttpFailure, TlsFailure};
+        use crate::probe::transport::TransportError as T;
+        let http = |kind| T::Http {
+            host: "h".into(),
+            kind,
+        };
+        assert!(is_transient(&http(HttpFailure::Closed)));
+        assert!(is_transient(&http(HttpFailure::HeaderTimeout)));
+        assert!(!is_transient(&http(HttpFailure::BodyTimeout)));
+        let connect = |kind| T::Connect {
+            addr: "a".into(),
+            kind,
+        };
+        assert!(is_transient(&connect(ConnectFailure::Timeout)));
+        assert!(!is_transient(&connect(ConnectFailure::Refused)));
+        assert!(is_transient(&T::Tls {
+            host: "h".into(),
+            kind: TlsFailure::Timeout
+        }));
+        assert!(!is_transient(&T::Deadline {
+            phase: Phase::Manifest
+        }));
+    }
 
     fn resp(headers: &[(&'static str, &str)]) -> Response {
         let mut h = HeaderMap::new();
