@@ -13,12 +13,17 @@ use support::gateway::header_gateway;
 /// `regprobe check --image IMAGE --output json` with `extra` arguments; returns the exit code,
 /// the parsed JSON output and the raw stdout+stderr (to look for leaks).
 fn check_image(image: &str, extra: &[&str]) -> (i32, Value, String) {
+    check_image_within(image, "5s", extra)
+}
+
+/// [`check_image`] with `--timeout timeout`.
+fn check_image_within(image: &str, timeout: &str, extra: &[&str]) -> (i32, Value, String) {
     let mut cmd = support::regprobe();
     cmd.args([
         "check",
         "--no-default-paths",
         "--timeout",
-        "5s",
+        timeout,
         "--output",
         "json",
         "--image",
@@ -233,4 +238,45 @@ fn a_dropped_connection_is_retried_as_containerd_2_4_does() {
     let ctr = ctrd.fetch(&image, FetchOptions::new().plain_http());
     let err = ctr.containerd_error().unwrap_or_default();
     assert!(!ctr.success && err.contains("EOF"), "{ctr:?}");
+}
+
+/// A loopback registry that accepts TCP and never answers the TLS ClientHello: containerd's
+/// `TLSHandshakeTimeout` ends the HTTPS attempt, `httpFallback` (`isTLSError`: "TLS handshake
+/// timeout") retries over plain HTTP, and the pull works. regprobe gives the TLS step at most
+/// half of what is left of `--timeout` (`Session::fallback_tls_budget`), so the fallback
+/// happens, and the walk says the handshake timed out (not "refused"). Imitates a server whose
+/// HTTPS port is a plain-HTTP service that waits for a request line (a dev registry, an HTTP
+/// proxy). containerd 1.6 never tries HTTPS on loopback, so it cannot show this.
+#[test]
+fn a_tls_handshake_that_never_ends_leaves_time_for_the_http_fallback() {
+    use support::fake::{response, Step, API_VERSION};
+    let fake = support::FakeServer::raw(std::net::Ipv4Addr::LOCALHOST, |first: &[u8]| {
+        if first.first() == Some(&0x16) {
+            return vec![Step::Drain];
+        }
+        let (_, digest) = support::gateway::gateway_manifest();
+        vec![Step::Send(response(
+            200,
+            b"OK",
+            &[
+                (
+                    "Content-Type",
+                    b"application/vnd.oci.image.manifest.v1+json",
+                ),
+                ("Docker-Content-Digest", digest.as_bytes()),
+                API_VERSION,
+            ],
+            b"",
+        ))]
+    });
+    let image = format!("{}/team/app:1", fake.host());
+    let (code, out, raw) = check_image_within(&image, "2s", &[]);
+    assert_eq!(code, 0, "{raw}");
+    let probe = &out["probes"][0];
+    assert_eq!(probe["success"], true, "{raw}");
+    assert!(
+        raw.contains("did not complete the TLS handshake in time"),
+        "{raw}"
+    );
+    assert!(!raw.contains("refused HTTPS"), "{raw}");
 }

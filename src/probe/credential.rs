@@ -157,11 +157,15 @@ async fn handshake(
     result.endpoint = Some(base.to_string());
 
     // 1. challenge
+    let mut challenge_req = host_request(host, Method::GET, base.clone(), tls.clone());
+    if host.scheme == HostScheme::Https && host.http_fallback {
+        challenge_req.tls_timeout = Some(session.fallback_tls_budget());
+    }
     let first = match exchange(
         session,
         result,
         Phase::Challenge,
-        host_request(host, Method::GET, base.clone(), tls.clone()),
+        challenge_req,
         &super::exchange::redaction_list(host, ""),
     )
     .await

@@ -309,6 +309,9 @@ async fn resolve_on_host(
     for attempt in 0..MAX_ATTEMPTS {
         let url = manifest_url(host, scheme, target)?;
         let mut req = host_request(host, method.clone(), url.clone(), tls.clone());
+        if scheme == HostScheme::Https && host.http_fallback {
+            req.tls_timeout = Some(session.fallback_tls_budget());
+        }
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
