@@ -280,3 +280,45 @@ fn a_tls_handshake_that_never_ends_leaves_time_for_the_http_fallback() {
     );
     assert!(!raw.contains("refused HTTPS"), "{raw}");
 }
+
+/// A manifest HEAD answered 403 is followed by a GET of the same URL whose error body gives the
+/// registry's own words (containerd 2.x `resolver.go` `Resolve`, `pusher.go`
+/// `withGETErrorBody`); the verdict stays `pull_denied`. Imitates a registry with a network
+/// rule (Azure Container Registry's firewall: "client with IP … is not allowed access"), which
+/// answers HEAD with a bare 403.
+#[test]
+fn a_manifest_head_403_is_explained_by_the_get_error_body() {
+    use support::fake::{response, Step, API_VERSION};
+    let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        let body: &[u8] = if seen.method == "HEAD" {
+            b""
+        } else {
+            br#"{"errors":[{"code":"DENIED","message":"client with IP '127.0.0.1' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#
+        };
+        vec![Step::Send(response(
+            403,
+            b"Forbidden",
+            &[("Content-Type", b"application/json"), API_VERSION],
+            body,
+        ))]
+    });
+    let image = format!("{}/team/app:1", fake.host());
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cred.json");
+    std::fs::write(
+        &secret,
+        support::dockerconfigjson(&[(fake.host().as_str(), "alice", "Acr-Passw0rd-31")]),
+    )
+    .unwrap();
+    let (code, out, raw) = check_image(&image, &["--secret", s(&secret)]);
+    assert_ne!(code, 0, "{raw}");
+    assert_eq!(out["probes"][0]["reason"], "pull_denied", "{raw}");
+    let requests: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/manifests/"))
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[0].starts_with("HEAD ") && requests[1].starts_with("GET "));
+    assert!(raw.contains("is not allowed access"), "{raw}");
+}

@@ -463,6 +463,25 @@ async fn resolve_on_host(
         last = Some(resp);
     }
     let resp = last.expect("the loop runs at least once");
+    if resp.status == StatusCode::FORBIDDEN && method == Method::HEAD {
+        // containerd 2.x `resolver.go` `Resolve`: "A HEAD 403 carries no body, so issue a
+        // follow-up GET to the same URL to surface the registry's error details"
+        // (`pusher.go` `withGETErrorBody`; a GET answered otherwise is ignored). The GET's body
+        // (capped at 64 KiB) is recorded as evidence; the verdict stays the HEAD's 403.
+        let url = manifest_url(host, scheme, target)?;
+        let mut req = host_request(host, Method::GET, url, tls.clone());
+        req.headers
+            .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
+        let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
+        let _ = exchange(
+            session,
+            result,
+            Phase::Manifest,
+            req,
+            &super::exchange::redaction_list(host, secret.as_str()),
+        )
+        .await;
+    }
     evaluate(&resp, &auth, target)
 }
 
