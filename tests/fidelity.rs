@@ -322,3 +322,63 @@ fn a_manifest_head_403_is_explained_by_the_get_error_body() {
     assert!(requests[0].starts_with("HEAD ") && requests[1].starts_with("GET "));
     assert!(raw.contains("is not allowed access"), "{raw}");
 }
+
+/// A mirror that answers the manifest HEAD with an invalid `Docker-Content-Digest` ends the
+/// resolve at once: containerd `resolver.go` `Resolve` returns `"…" in header not a valid
+/// digest` without trying the upstream (1.6 and 2.x alike), so the pull fails although the
+/// upstream works; regprobe says `registry_error`. Imitates a caching proxy that rewrites the
+/// header (a misconfigured Nexus/Artifactory remote).
+#[test]
+fn an_invalid_digest_header_ends_the_resolve() {
+    use support::containerd::mirror_hosts_toml;
+    use support::fake::{response, Step, API_VERSION};
+    let serve = |digest: String| {
+        support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, move |seen| {
+            let (body, _) = support::gateway::gateway_manifest();
+            let full = response(
+                200,
+                b"OK",
+                &[
+                    (
+                        "Content-Type",
+                        b"application/vnd.oci.image.manifest.v1+json",
+                    ),
+                    ("Docker-Content-Digest", digest.as_bytes()),
+                    API_VERSION,
+                ],
+                body.as_bytes(),
+            );
+            let bytes = if seen.method == "HEAD" {
+                full[..full.len() - body.len()].to_vec()
+            } else {
+                full
+            };
+            vec![Step::Send(bytes)]
+        })
+    };
+    let mirror = serve("sha256:NOT-A-DIGEST".to_string());
+    let upstream = serve(support::gateway::gateway_manifest().1);
+    let host = upstream.host();
+    let hosts = hosts_dir(&[(
+        &host,
+        &mirror_hosts_toml(
+            &format!("http://{host}"),
+            &[&format!("http://{}", mirror.host())],
+        ),
+    )]);
+    let image = format!("{host}/team/app:1");
+    let (code, out, raw) = check_image(&image, &["--hosts-dir", s(hosts.path())]);
+    assert_ne!(code, 0, "{raw}");
+    assert_eq!(out["probes"][0]["reason"], "registry_error", "{raw}");
+    assert_eq!(upstream.request_count(), 0, "the upstream is never asked");
+
+    let ctrd = Containerd::start();
+    let ctr = ctrd.fetch(&image, FetchOptions::new().hosts_dir(hosts.path()));
+    let err = ctr.containerd_error().unwrap_or_default();
+    assert!(err.contains("not a valid digest"), "{ctr:?}");
+    assert_eq!(
+        upstream.request_count(),
+        0,
+        "containerd never asks the upstream"
+    );
+}

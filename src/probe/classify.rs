@@ -120,6 +120,8 @@ pub fn reason(f: &Failure) -> Reason {
         Failure::CredentialExpired { .. } => Reason::CredentialExpired,
         // containerd: "no resolve hosts: not found".
         Failure::NoResolveHosts => Reason::NotFound,
+        // The registry answered the manifest with a broken digest header.
+        Failure::ManifestDigestInvalid(_) => Reason::RegistryError,
     }
 }
 

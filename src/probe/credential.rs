@@ -482,6 +482,9 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
         Failure::NoResolveHosts => {
             "no host is configured to resolve this image (hosts.toml capabilities)".into()
         }
+        Failure::ManifestDigestInvalid(value) => {
+            format!("the registry's Docker-Content-Digest {value:?} is not a valid digest")
+        }
         Failure::CredentialExpired { expired_at } => format!(
             "the registry rejected user {user}, and the credential's own expiry passed at {}",
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs((*expired_at).max(0) as u64))

@@ -295,6 +295,10 @@ pub enum Failure {
         /// What the redirect did, naming the host (from the transport).
         how: String,
     },
+    /// A 2xx manifest answer whose `Docker-Content-Digest` is not a valid digest (go-digest
+    /// `Digest.Validate`): containerd's `"…" in header not a valid digest`, which ends the
+    /// resolve at once (no further host). Carries the header value, cut to an excerpt.
+    ManifestDigestInvalid(String),
 }
 
 /// The network layer a transport failure happened in, for the walk's DNS/TCP/TLS steps.

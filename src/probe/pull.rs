@@ -207,7 +207,12 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                 if result.auth_mode.is_none() {
                     result.auth_mode = host_result.auth_mode.take();
                 }
-                // containerd keeps the first error of the highest priority.
+                // containerd keeps the first error of the highest priority; a fatal one ends
+                // the resolve at once (`Resolve` returns it without trying another host).
+                if priority == FATAL {
+                    best = Some((priority, failed, detail));
+                    break;
+                }
                 if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
                     best = Some((priority, failed, detail));
                 }
@@ -505,6 +510,29 @@ pub fn is_transient(e: &super::transport::TransportError) -> bool {
     }
 }
 
+/// The priority of an error that ends containerd's `Resolve` at once, whatever the other hosts
+/// would say: an unfollowed 3xx (`unexpectedResponseErr` returned from the host loop) and an
+/// invalid `Docker-Content-Digest`.
+const FATAL: u8 = u8::MAX;
+
+/// go-digest `Digest.Validate` for the algorithms containerd registers (sha256, sha384,
+/// sha512): `algorithm:encoded`, the encoded part lowercase hex of the algorithm's length.
+pub fn valid_digest(d: &str) -> bool {
+    let Some((algorithm, encoded)) = d.split_once(':') else {
+        return false;
+    };
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return false,
+    };
+    encoded.len() == len
+        && encoded
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// R7 for the final response of a host.
 fn evaluate(
     resp: &Response,
@@ -533,10 +561,21 @@ fn evaluate(
                 ));
             }
         }
-        let digest = resp
+        // containerd `Resolve`: a digest header with a known size must validate, else the
+        // resolve fails at once; without either, containerd GETs the manifest.
+        let sized = resp.header_str("content-length").is_some();
+        let header = resp
             .header_str("docker-content-digest")
-            .filter(|d| d.contains(':'))
-            .map(str::to_owned);
+            .filter(|d| !d.is_empty());
+        if let (Some(d), true) = (header, sized) {
+            if !valid_digest(d) {
+                return Err((
+                    FATAL,
+                    Failure::ManifestDigestInvalid(super::evidence::excerpt(d.as_bytes())),
+                ));
+            }
+        }
+        let digest = header.filter(|d| valid_digest(d)).map(str::to_owned);
         return Ok(digest.unwrap_or_else(|| {
             // containerd would GET the manifest to learn its digest (a Docker Hub pull);
             // regprobe does not.
@@ -546,7 +585,12 @@ fn evaluate(
             )
         }));
     }
-    let priority = if status == 404 { 2 } else { 3 };
+    let priority = match status {
+        404 => 2,
+        // containerd returns an unfollowed 3xx from `Resolve` at once.
+        300..=399 => FATAL,
+        _ => 3,
+    };
     Err((
         priority,
         Failure::ManifestStatus {
@@ -595,7 +639,14 @@ fn manifest_url(
 
 /// Docker schema1 manifests (`application/vnd.docker.distribution.manifest.v1+json` and its
 /// signed `+prettyjws` form), which containerd 2.x no longer pulls.
+///
+/// `text/plain` counts too: containerd's `getManifestMediaType` (`resolver.go`) maps it to
+/// schema1 ("the registry.access.redhat.com registry does not specify the content type"),
+/// comparing the part before `;` exactly.
 pub fn is_schema1(content_type: &str) -> bool {
+    if content_type.split(';').next() == Some("text/plain") {
+        return true;
+    }
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     media_type.eq_ignore_ascii_case("application/vnd.docker.distribution.manifest.v1+json")
         || media_type
@@ -696,6 +747,24 @@ fn describe(
 mod tests {
     use super::*;
     use http::HeaderMap;
+
+    #[test]
+    fn digests_validate_as_go_digest_and_text_plain_is_schema1() {
+        let hex = "a".repeat(64);
+        assert!(valid_digest(&format!("sha256:{hex}")));
+        assert!(valid_digest(&format!("sha512:{}", "0".repeat(128))));
+        assert!(!valid_digest(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!valid_digest(&format!("sha256:{}", "a".repeat(63))));
+        assert!(!valid_digest(&format!("md5:{hex}")));
+        assert!(!valid_digest(&hex));
+        assert!(is_schema1("text/plain"));
+        assert!(is_schema1("text/plain; charset=utf-8"));
+        assert!(
+            !is_schema1("text/plain ; charset=utf-8"),
+            "Go compares the part before ';'"
+        );
+        assert!(!is_schema1("text/html"));
+    }
 
     #[test]
     fn transient_transport_errors_are_containerds() {
