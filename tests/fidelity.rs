@@ -382,3 +382,65 @@ fn an_invalid_digest_header_ends_the_resolve() {
         "containerd never asks the upstream"
     );
 }
+
+/// The login-only probe (no image): a token the registry answers with 401 `error=` fails on
+/// that second response, with no fresh token, as containerd's `invalidAuthorization`
+/// (`authorizer.go`) does for the same request answered twice (`sameRequest`). Imitates a
+/// registry that rejects the tokens of its own token service (a signing-key mismatch).
+#[test]
+fn the_login_probe_fails_on_the_second_401_with_error() {
+    use support::fake::{response, Step, API_VERSION};
+    let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        let host = String::from_utf8_lossy(seen.header("host").unwrap_or_default()).into_owned();
+        if seen.target.starts_with("/token") {
+            let body = br#"{"access_token":"rejected-token-2"}"#;
+            return vec![Step::Send(response(
+                200,
+                b"OK",
+                &[("Content-Type", b"application/json")],
+                body,
+            ))];
+        }
+        let error = if seen.header("authorization").is_some() {
+            ",error=\"invalid_token\""
+        } else {
+            ""
+        };
+        let challenge = format!("Bearer realm=\"http://{host}/token\",service=\"s\"{error}");
+        vec![Step::Send(response(
+            401,
+            b"Unauthorized",
+            &[("WWW-Authenticate", challenge.as_bytes()), API_VERSION],
+            b"",
+        ))]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cred.json");
+    std::fs::write(
+        &secret,
+        support::dockerconfigjson(&[(fake.host().as_str(), "alice", "Login-Passw0rd-5")]),
+    )
+    .unwrap();
+    let out = support::regprobe()
+        .args([
+            "check",
+            "--no-default-paths",
+            "--timeout",
+            "5s",
+            "--output",
+            "json",
+            "--secret",
+            s(&secret),
+        ])
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(out.status.code(), Some(0), "{raw}");
+    let tokens = fake
+        .requests()
+        .iter()
+        .filter(|r| r.contains(" /token"))
+        .count();
+    assert_eq!(tokens, 1, "{:?}", fake.requests());
+    assert!(raw.contains("token_rejected"), "{raw}");
+}

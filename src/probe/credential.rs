@@ -280,44 +280,38 @@ async fn handshake(
             let treq = token::token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
-            let mut tok = token::fetch(session, realm_tls.clone(), host, &treq, result).await?;
+            let tok = token::fetch(session, realm_tls, host, &treq, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(Note::TokenExpiresIn(e));
             }
-            // verify, with containerd's one retry on a challenge carrying `error=`
-            // (the first such answer drops the cached token; the second is final).
-            for attempt in 0..2 {
-                let Some(bearer) = token::bearer_header(&tok.value) else {
-                    return Err(Failure::TokenBody(
-                        "the token contains bytes not allowed in an HTTP header".into(),
-                    ));
-                };
-                let resp =
-                    verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
-                if resp.status.is_success() {
-                    return Ok(format!(
-                        "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
-                        treq.realm.host_str().unwrap_or_default(),
-                        user,
-                        match tok.method {
-                            token::TokenMethod::Post => "POST",
-                            token::TokenMethod::Get => "GET",
-                        },
-                        target.registry
-                    ));
-                }
-                let err = challenge_error(&resp);
-                if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
-                    tok = token::fetch(session, realm_tls.clone(), host, &treq, result).await?;
-                    continue;
-                }
-                return Err(Failure::VerifyStatus {
-                    scheme: AuthScheme::Bearer,
-                    status: resp.status.as_u16(),
-                    challenge_error: err,
-                });
+            let Some(bearer) = token::bearer_header(&tok.value) else {
+                return Err(Failure::TokenBody(
+                    "the token contains bytes not allowed in an HTTP header".into(),
+                ));
+            };
+            // verify. A 401 with `error=` is final here: containerd's `invalidAuthorization`
+            // (`authorizer.go`) retries with a fresh token only when the previous response was
+            // to another request (`sameRequest`), and the challenge answered this same
+            // `GET /v2/`, so the second answer fails ("server message: …: authorization
+            // failed"), with no fresh token.
+            let resp = verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
+            if resp.status.is_success() {
+                return Ok(format!(
+                    "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
+                    treq.realm.host_str().unwrap_or_default(),
+                    user,
+                    match tok.method {
+                        token::TokenMethod::Post => "POST",
+                        token::TokenMethod::Get => "GET",
+                    },
+                    target.registry
+                ));
             }
-            unreachable!("the verify loop returns on its second pass")
+            Err(Failure::VerifyStatus {
+                scheme: AuthScheme::Bearer,
+                status: resp.status.as_u16(),
+                challenge_error: challenge_error(&resp),
+            })
         }
     }
 }
