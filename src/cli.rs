@@ -152,6 +152,17 @@ pub struct InputArgs {
     /// Ignore the default paths; read only what is named on the command line.
     #[arg(long)]
     pub no_default_paths: bool,
+    /// The containerd pull path imitated where they differ: `local` (containerd 1.x/2.0, or
+    /// 2.1+ with use_local_image_pull) searches each --hosts-dir in order; `transfer`
+    /// (containerd 2.1+ default) takes several roots as one `:`-joined directory, as its
+    /// transfer service does, so their hosts.toml files are not used.
+    #[arg(
+        long = "containerd-pull",
+        value_enum,
+        default_value = "local",
+        value_name = "PATH"
+    )]
+    pub containerd_pull: crate::inputs::PullPath,
     /// Budget for one probe.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
@@ -282,6 +293,7 @@ impl InputArgs {
                 node_config: self.node_config.clone(),
                 hosts_dirs: self.hosts_dirs.clone(),
                 default_paths: !self.no_default_paths,
+                pull_path: self.containerd_pull,
             },
             network: Network {
                 timeout: self.timeout,
