@@ -444,3 +444,96 @@ fn the_login_probe_fails_on_the_second_401_with_error() {
     assert_eq!(tokens, 1, "{:?}", fake.requests());
     assert!(raw.contains("token_rejected"), "{raw}");
 }
+
+/// A serve script's answer: HEAD gets `status` with the manifest's headers, GET the same with
+/// the body.
+fn manifest_answer(seen: &support::fake::Seen, status: u16, content_type: &[u8]) -> Vec<u8> {
+    let (body, digest) = support::gateway::gateway_manifest();
+    let headers: Vec<(&str, &[u8])> = vec![
+        ("Content-Type", content_type),
+        ("Docker-Content-Digest", digest.as_bytes()),
+        support::fake::API_VERSION,
+    ];
+    let full = support::fake::response(status, b"Status", &headers, body.as_bytes());
+    if seen.method == "HEAD" {
+        full[..full.len() - body.len()].to_vec()
+    } else {
+        full
+    }
+}
+
+/// A digest reference answered 404 at `/manifests/<digest>` on every host is tried at
+/// `/blobs/<digest>` (containerd `resolver.go` `Resolve`: "falling back to /blobs endpoint …
+/// to support legacy registries", only when no error ranked above not-found). Imitates a
+/// legacy registry that serves manifests only as blobs.
+#[test]
+fn a_digest_reference_falls_back_to_blobs() {
+    use support::fake::Step;
+    let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        if seen.target.contains("/manifests/") {
+            let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+            return vec![Step::Send(support::fake::response(
+                404,
+                b"Not Found",
+                &[
+                    ("Content-Type", b"application/json"),
+                    support::fake::API_VERSION,
+                ],
+                body,
+            ))];
+        }
+        vec![Step::Send(manifest_answer(
+            seen,
+            200,
+            b"application/octet-stream",
+        ))]
+    });
+    let (_, digest) = support::gateway::gateway_manifest();
+    let image = format!("{}/team/app@{digest}", fake.host());
+    let (code, out, raw) = check_image(&image, &[]);
+    assert_eq!(code, 0, "{raw}");
+    assert_eq!(out["probes"][0]["success"], true, "{raw}");
+    let requests = fake.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("HEAD ") && r.contains("/blobs/")),
+        "{requests:?}"
+    );
+}
+
+/// A 3xx that Go's client does not follow (no `Location`) from a mirror ends the resolve at
+/// once: containerd `Resolve` returns `unexpectedResponseErr` for 300–399 without trying the
+/// next host. Imitates a mirror behind a misconfigured proxy answering `300 Multiple Choices`.
+#[test]
+fn an_unfollowed_redirect_ends_the_resolve() {
+    use support::containerd::mirror_hosts_toml;
+    use support::fake::Step;
+    let mirror = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        vec![Step::Send(manifest_answer(
+            seen,
+            300,
+            b"application/vnd.oci.image.manifest.v1+json",
+        ))]
+    });
+    let upstream = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, |seen| {
+        vec![Step::Send(manifest_answer(
+            seen,
+            200,
+            b"application/vnd.oci.image.manifest.v1+json",
+        ))]
+    });
+    let host = upstream.host();
+    let hosts = hosts_dir(&[(
+        &host,
+        &mirror_hosts_toml(
+            &format!("http://{host}"),
+            &[&format!("http://{}", mirror.host())],
+        ),
+    )]);
+    let image = format!("{host}/team/app:1");
+    let (code, out, raw) = check_image(&image, &["--hosts-dir", s(hosts.path())]);
+    assert_ne!(code, 0, "{raw}");
+    assert_eq!(out["probes"][0]["reason"], "registry_error", "{raw}");
+    assert_eq!(upstream.request_count(), 0, "the upstream is never asked");
+}

@@ -154,67 +154,88 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         .collect();
     let mut best: Option<(u8, Failed, String)> = None;
     let mut success = None;
-    for (i, host) in hosts.iter().enumerate() {
-        let last_host = i + 1 == hosts.len();
-        let mut host_result = ProbeResult::new("", None);
-        let outcome =
-            resolve_on_host(env, target, host, last_host, &mut session, &mut host_result).await;
-        let first_index = result.exchanges.len();
-        // Merge what this host recorded.
-        for (p, s) in &host_result.phases {
-            result.add_phase(*p, *s);
+    // containerd `Resolve`: a digest reference is tried at `/manifests/<digest>` on every host,
+    // then at `/blobs/<digest>` when no error ranked above "not found" (legacy registries).
+    let endpoints: &[&str] = if target.is_digest {
+        &["manifests", "blobs"]
+    } else {
+        &["manifests"]
+    };
+    'paths: for endpoint in endpoints {
+        if best.as_ref().is_some_and(|(p, _, _)| *p > 2) {
+            break;
         }
-        result.exchanges.append(&mut host_result.exchanges);
-        result.network.append(&mut host_result.network);
-        result.notes.append(&mut host_result.notes);
-        if result.tls.is_none() {
-            result.tls = host_result.tls.take();
-        }
-        if host_result.ratelimit.is_some() {
-            result.ratelimit = host_result.ratelimit.take();
-        }
-        result.insecure_realm |= host_result.insecure_realm;
-        let url = format!("{}://{}{}", host.scheme, host.host, host.path);
-        match outcome {
-            Ok(digest) => {
-                result.hosts.push(HostVerdict {
-                    host: url,
-                    mirror: host.is_mirror,
-                    success: true,
-                    reason: None,
-                    detail: format!("resolved to {digest}"),
-                });
-                result.auth_mode = host_result.auth_mode.take();
-                success = Some((digest, host.host.clone()));
-                break;
+        for (i, host) in hosts.iter().enumerate() {
+            let last_host = i + 1 == hosts.len();
+            let mut host_result = ProbeResult::new("", None);
+            let outcome = resolve_on_host(
+                env,
+                target,
+                host,
+                endpoint,
+                last_host,
+                &mut session,
+                &mut host_result,
+            )
+            .await;
+            let first_index = result.exchanges.len();
+            // Merge what this host recorded.
+            for (p, s) in &host_result.phases {
+                result.add_phase(*p, *s);
             }
-            Err((priority, failure)) => {
-                let reason = classify::attempt_reason(&failure, target.credential.is_some());
-                // The transport's words may quote a URL a hostile peer chose: redact them too.
-                let (_, password) = containerd_credentials(target.credential.as_ref());
-                let detail = super::evidence::redact(
-                    &describe(&failure, &host_result_last(&result), target, &host.host),
-                    &super::exchange::redaction_list(host, password.as_str()),
-                );
-                let failed = failed_on_host(failure, &result.exchanges, first_index, host, target);
-                result.hosts.push(HostVerdict {
-                    host: url,
-                    mirror: host.is_mirror,
-                    success: false,
-                    reason: Some(reason),
-                    detail: detail.clone(),
-                });
-                if result.auth_mode.is_none() {
+            result.exchanges.append(&mut host_result.exchanges);
+            result.network.append(&mut host_result.network);
+            result.notes.append(&mut host_result.notes);
+            if result.tls.is_none() {
+                result.tls = host_result.tls.take();
+            }
+            if host_result.ratelimit.is_some() {
+                result.ratelimit = host_result.ratelimit.take();
+            }
+            result.insecure_realm |= host_result.insecure_realm;
+            let url = format!("{}://{}{}", host.scheme, host.host, host.path);
+            match outcome {
+                Ok(digest) => {
+                    result.hosts.push(HostVerdict {
+                        host: url,
+                        mirror: host.is_mirror,
+                        success: true,
+                        reason: None,
+                        detail: format!("resolved to {digest}"),
+                    });
                     result.auth_mode = host_result.auth_mode.take();
+                    success = Some((digest, host.host.clone()));
+                    break 'paths;
                 }
-                // containerd keeps the first error of the highest priority; a fatal one ends
-                // the resolve at once (`Resolve` returns it without trying another host).
-                if priority == FATAL {
-                    best = Some((priority, failed, detail));
-                    break;
-                }
-                if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
-                    best = Some((priority, failed, detail));
+                Err((priority, failure)) => {
+                    let reason = classify::attempt_reason(&failure, target.credential.is_some());
+                    // The transport's words may quote a URL a hostile peer chose: redact them too.
+                    let (_, password) = containerd_credentials(target.credential.as_ref());
+                    let detail = super::evidence::redact(
+                        &describe(&failure, &host_result_last(&result), target, &host.host),
+                        &super::exchange::redaction_list(host, password.as_str()),
+                    );
+                    let failed =
+                        failed_on_host(failure, &result.exchanges, first_index, host, target);
+                    result.hosts.push(HostVerdict {
+                        host: url,
+                        mirror: host.is_mirror,
+                        success: false,
+                        reason: Some(reason),
+                        detail: detail.clone(),
+                    });
+                    if result.auth_mode.is_none() {
+                        result.auth_mode = host_result.auth_mode.take();
+                    }
+                    // containerd keeps the first error of the highest priority; a fatal one ends
+                    // the resolve at once (`Resolve` returns it without trying another host).
+                    if priority == FATAL {
+                        best = Some((priority, failed, detail));
+                        break 'paths;
+                    }
+                    if best.as_ref().is_none_or(|(p, _, _)| priority > *p) {
+                        best = Some((priority, failed, detail));
+                    }
                 }
             }
         }
@@ -289,6 +310,7 @@ async fn resolve_on_host(
     env: &ProbeEnv,
     target: &PullTarget,
     host: &RegistryHost,
+    endpoint: &str,
     last_host: bool,
     session: &mut Session,
     result: &mut ProbeResult,
@@ -312,7 +334,7 @@ async fn resolve_on_host(
     let mut last: Option<Response> = None;
 
     for attempt in 0..MAX_ATTEMPTS {
-        let url = manifest_url(host, scheme, target)?;
+        let url = manifest_url(host, scheme, endpoint, target)?;
         let mut req = host_request(host, method.clone(), url.clone(), tls.clone());
         if scheme == HostScheme::Https && host.http_fallback {
             req.tls_timeout = Some(session.fallback_tls_budget());
@@ -340,7 +362,7 @@ async fn resolve_on_host(
                     error: e.clone(),
                 });
                 scheme = HostScheme::Http;
-                let url = manifest_url(host, scheme, target)?;
+                let url = manifest_url(host, scheme, endpoint, target)?;
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
@@ -473,7 +495,7 @@ async fn resolve_on_host(
         // follow-up GET to the same URL to surface the registry's error details"
         // (`pusher.go` `withGETErrorBody`; a GET answered otherwise is ignored). The GET's body
         // (capped at 64 KiB) is recorded as evidence; the verdict stays the HEAD's 403.
-        let url = manifest_url(host, scheme, target)?;
+        let url = manifest_url(host, scheme, endpoint, target)?;
         let mut req = host_request(host, Method::GET, url, tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
@@ -567,7 +589,8 @@ fn evaluate(
         let header = resp
             .header_str("docker-content-digest")
             .filter(|d| !d.is_empty());
-        if let (Some(d), true) = (header, sized) {
+        // (A digest reference brings its own digest: the header is not read.)
+        if let (Some(d), true, false) = (header, sized, target.is_digest) {
             if !valid_digest(d) {
                 return Err((
                     FATAL,
@@ -609,6 +632,7 @@ fn evaluate(
 fn manifest_url(
     host: &RegistryHost,
     scheme: HostScheme,
+    endpoint: &str,
     target: &PullTarget,
 ) -> Result<Url, (u8, Failure)> {
     let s = match scheme {
@@ -616,7 +640,7 @@ fn manifest_url(
         HostScheme::Https => "https",
     };
     let mut url = Url::parse(&format!(
-        "{s}://{}{}/{}/manifests/{}",
+        "{s}://{}{}/{}/{endpoint}/{}",
         host.host,
         host.path.trim_end_matches('/'),
         target.repository,
