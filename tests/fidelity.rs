@@ -537,3 +537,63 @@ fn an_unfollowed_redirect_ends_the_resolve() {
     assert_eq!(out["probes"][0]["reason"], "registry_error", "{raw}");
     assert_eq!(upstream.request_count(), 0, "the upstream is never asked");
 }
+
+/// A Basic 403 gets one rule at the `/v2/` login step and at the manifest: the registry's error
+/// code decides (`UNAUTHORIZED`: the credential, `DENIED`: the access; for the manifest HEAD the
+/// code comes from containerd's follow-up GET). Imitates a registry with Basic auth that
+/// answers a locked account, or a user without read access, with 403 and a distribution error
+/// envelope (Nexus, Artifactory).
+#[test]
+fn a_basic_403_means_what_the_registry_code_says_at_both_steps() {
+    use support::fake::{response, Step, API_VERSION};
+    for (code, reason) in [("UNAUTHORIZED", "unauthorized"), ("DENIED", "pull_denied")] {
+        let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, move |seen| {
+            if seen.header("authorization").is_none() {
+                return vec![Step::Send(response(
+                    401,
+                    b"Unauthorized",
+                    &[("WWW-Authenticate", b"Basic realm=\"nexus\""), API_VERSION],
+                    b"",
+                ))];
+            }
+            let body = format!(r#"{{"errors":[{{"code":"{code}","message":"refused"}}]}}"#);
+            let body: &[u8] = if seen.method == "HEAD" {
+                b""
+            } else {
+                body.as_bytes()
+            };
+            vec![Step::Send(response(
+                403,
+                b"Forbidden",
+                &[("Content-Type", b"application/json"), API_VERSION],
+                body,
+            ))]
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("cred.json");
+        std::fs::write(
+            &secret,
+            support::dockerconfigjson(&[(fake.host().as_str(), "alice", "Nexus-Passw0rd-8")]),
+        )
+        .unwrap();
+        // The manifest step.
+        let image = format!("{}/team/app:1", fake.host());
+        let (_, out, raw) = check_image(&image, &["--secret", s(&secret)]);
+        assert_eq!(out["probes"][0]["reason"], reason, "{code}: {raw}");
+        // The login step.
+        let login = support::regprobe()
+            .args([
+                "check",
+                "--no-default-paths",
+                "--timeout",
+                "5s",
+                "--output",
+                "json",
+            ])
+            .args(["--secret", s(&secret)])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&login.stdout).unwrap();
+        assert_eq!(v["probes"][0]["reason"], reason, "{code}: {v}");
+    }
+}

@@ -267,6 +267,12 @@ async fn handshake(
                     target.registry, user
                 ));
             }
+            if resp.status.as_u16() == 403 {
+                return Err(Failure::BasicForbidden {
+                    step: Phase::Verify,
+                    error_code: evidence::registry_error(&resp.body).0,
+                });
+            }
             Err(Failure::VerifyStatus {
                 scheme: AuthScheme::Basic,
                 status: resp.status.as_u16(),
@@ -476,6 +482,15 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
         Failure::NoResolveHosts => {
             "no host is configured to resolve this image (hosts.toml capabilities)".into()
         }
+        Failure::BasicForbidden { error_code, .. } => format!(
+            "{} answered 403 to the Basic credential of user {user}{}{}",
+            target.registry,
+            error_code
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            last.map(server_said).unwrap_or_default()
+        ),
         Failure::ManifestDigestInvalid(value) => {
             format!("the registry's Docker-Content-Digest {value:?} is not a valid digest")
         }

@@ -299,6 +299,16 @@ pub enum Failure {
     /// `Digest.Validate`): containerd's `"…" in header not a valid digest`, which ends the
     /// resolve at once (no further host). Carries the header value, cut to an excerpt.
     ManifestDigestInvalid(String),
+    /// A request with the Basic credential answered 403, at the `/v2/` login step (`Verify`) or
+    /// at the manifest (`Manifest`), with the registry's error `code` when its body had one
+    /// (for a manifest HEAD, from the GET containerd sends for the body). One rule for both
+    /// steps ([`super::classify::reason`]): the registry's code says what it meant.
+    BasicForbidden {
+        /// `Verify` or `Manifest`.
+        step: super::vocab::Phase,
+        /// The registry error envelope's first `code` (`DENIED`, `UNAUTHORIZED`, …).
+        error_code: Option<String>,
+    },
 }
 
 /// The network layer a transport failure happened in, for the walk's DNS/TCP/TLS steps.

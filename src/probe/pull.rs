@@ -500,7 +500,7 @@ async fn resolve_on_host(
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let _ = exchange(
+        let get = exchange(
             session,
             result,
             Phase::Manifest,
@@ -508,6 +508,31 @@ async fn resolve_on_host(
             &super::exchange::redaction_list(host, secret.as_str()),
         )
         .await;
+        if matches!(auth.handler, Some((_, AuthScheme::Basic))) {
+            let error_code = match get {
+                Ok(g) if g.status == StatusCode::FORBIDDEN => {
+                    super::evidence::registry_error(&g.body).0
+                }
+                _ => None,
+            };
+            return Err((
+                3,
+                Failure::BasicForbidden {
+                    step: Phase::Manifest,
+                    error_code,
+                },
+            ));
+        }
+    }
+    if resp.status == StatusCode::FORBIDDEN && matches!(auth.handler, Some((_, AuthScheme::Basic)))
+    {
+        return Err((
+            3,
+            Failure::BasicForbidden {
+                step: Phase::Manifest,
+                error_code: super::evidence::registry_error(&resp.body).0,
+            },
+        ));
     }
     evaluate(&resp, &auth, target)
 }
@@ -763,6 +788,14 @@ fn describe(
         Failure::CredentialMissing(_) => {
             format!("{host} demands Basic authentication and {who} has no username and password")
         }
+        Failure::BasicForbidden { error_code, .. } => format!(
+            "pulling {} with {who} on {host}: 403 to the Basic credential{} ({said})",
+            target.image,
+            error_code
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        ),
         other => format!("{}: {other:?} ({said})", target.image),
     }
 }
