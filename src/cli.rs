@@ -167,6 +167,17 @@ pub struct InputArgs {
     /// containerd uses for a host when kubelet passes none.
     #[arg(long = "containerd-config", value_name = "FILE")]
     pub containerd_config: Option<PathBuf>,
+    /// The containerd pull path imitated where they differ: `local` (containerd 1.x/2.0, or
+    /// 2.1+ with use_local_image_pull) searches each --hosts-dir in order; `transfer`
+    /// (containerd 2.1+ default) takes several roots as one `:`-joined directory, as its
+    /// transfer service does, so their hosts.toml files are not used.
+    #[arg(
+        long = "containerd-pull",
+        value_enum,
+        default_value = "local",
+        value_name = "PATH"
+    )]
+    pub containerd_pull: crate::inputs::PullPath,
     /// Budget for one probe.
     #[arg(long, default_value = "10s", value_parser = parse_timeout, value_name = "DUR")]
     pub timeout: Duration,
@@ -301,6 +312,7 @@ impl InputArgs {
                 provider_bin_dir: self.image_credential_provider_bin_dir.clone(),
                 provider_timeout: Some(self.image_credential_provider_timeout),
                 containerd_config: self.containerd_config.clone(),
+                pull_path: self.containerd_pull,
             },
             network: Network {
                 timeout: self.timeout,
@@ -447,12 +459,7 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     let invalid: Vec<ProbeResult> = loaded
         .secrets
         .iter()
-        .filter_map(|s| {
-            s.entries
-                .as_ref()
-                .err()
-                .map(|e| invalid_result(&s.id, &e.to_string()))
-        })
+        .filter_map(|s| s.entries.as_ref().err().map(|e| invalid_result(&s.id, e)))
         .chain(provider_failures(&loaded.provider_images))
         .collect();
     let all_ok = invalid.is_empty() && diagnoses.iter().all(|d| d.pullable);

@@ -61,6 +61,35 @@ pub struct InputPaths {
     pub provider_timeout: Option<Duration>,
     /// containerd's `config.toml`: its CRI `registry.configs."HOST".auth` credentials.
     pub containerd_config: Option<PathBuf>,
+    /// The containerd image-pull path imitated (`--containerd-pull`).
+    pub pull_path: PullPath,
+}
+
+/// The containerd image-pull path whose host-configuration lookup is imitated, where they
+/// differ (`--containerd-pull`).
+///
+/// containerd's CRI plugin pulls through the transfer service by default since 2.1
+/// (`internal/cri/server/images/image_pull.go` `pullImageWithTransferService`), unless
+/// `use_local_image_pull = true` or an option the transfer service does not support forces the
+/// local path (`internal/cri/config/config.go` `CheckLocalImagePullConfigs`: e.g.
+/// `discard_unpacked_layers`, `registry.mirrors`). The two read `config_path` differently:
+///
+/// * **local** (containerd 1.x and 2.0; 2.1+ on the local path): `registryHosts` splits
+///   `config_path` with `filepath.SplitList` and searches each root in order
+///   (`hostDirFromRoots`);
+/// * **transfer** (2.1+ default): `registry.WithHostDir(config_path)` hands the whole string to
+///   `config.HostDirFromRoot` as **one** directory (`core/transfer/registry/registry.go`
+///   `NewOCIRegistry`). With several roots, such as the Linux default
+///   `/etc/containerd/certs.d:/etc/docker/certs.d` (`plugins/cri/images/plugin.go`), no
+///   `hosts.toml` is ever found and every registry gets the default host (containerd issues
+///   #12415, #12808; fixes proposed, not merged in the source read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPath {
+    /// The local pull path: each root searched in order.
+    #[default]
+    Local,
+    /// The transfer service: the `:`-joined roots taken as one directory.
+    Transfer,
 }
 
 /// Transport settings of every probe.
@@ -114,6 +143,17 @@ pub enum ConfigError {
     ContainerdConfig(#[from] crate::secrets::cri::CriConfigError),
 }
 
+/// The roots the pull path searches: unchanged for [`PullPath::Local`]; for
+/// [`PullPath::Transfer`], two or more roots become the one directory named by their
+/// `:`-joined paths, as `HostDirFromRoot(config_path)` takes them.
+fn transfer_lookup(path: PullPath, dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    if path == PullPath::Local || dirs.len() < 2 {
+        return dirs;
+    }
+    let joined: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    vec![PathBuf::from(joined.join(":"))]
+}
+
 impl Inputs {
     /// The secret sources: explicit ones, plus the defaults that exist (unless disabled).
     pub fn sources(&self) -> SecretSources {
@@ -144,7 +184,14 @@ impl Inputs {
             }
         }
         if !p.hosts_dirs.is_empty() || !p.default_paths {
-            return Ok(p.hosts_dirs.clone());
+            return Ok(transfer_lookup(p.pull_path, p.hosts_dirs.clone()));
+        }
+        if p.pull_path == PullPath::Transfer {
+            // containerd's `config_path` holds both defaults whether or not they exist.
+            return Ok(transfer_lookup(
+                p.pull_path,
+                DEFAULT_HOSTS_DIRS.iter().map(PathBuf::from).collect(),
+            ));
         }
         Ok(DEFAULT_HOSTS_DIRS
             .iter()
@@ -381,6 +428,50 @@ fn load_secrets_timed(sources: &SecretSources) -> Result<Loaded, LoadError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_transfer_pull_path_takes_several_roots_as_one_directory() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        assert_eq!(transfer_lookup(PullPath::Local, dirs.clone()), dirs);
+        let joined = transfer_lookup(PullPath::Transfer, dirs.clone());
+        assert_eq!(
+            joined,
+            vec![PathBuf::from(format!(
+                "{}:{}",
+                a.path().display(),
+                b.path().display()
+            ))]
+        );
+        // One root: both paths agree.
+        assert_eq!(
+            transfer_lookup(PullPath::Transfer, dirs[..1].to_vec()),
+            dirs[..1].to_vec()
+        );
+        // The joined root names no directory: a hosts.toml in the first root is not found.
+        let d = a.path().join("reg.example");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("hosts.toml"),
+            "server = \"https://mirror.example\"\n",
+        )
+        .unwrap();
+        let local = crate::hosts::hosts_for(&dirs, "reg.example").unwrap();
+        assert_eq!(local.hosts.last().unwrap().host, "mirror.example");
+        let transfer = crate::hosts::hosts_for(&joined, "reg.example").unwrap();
+        assert_eq!(transfer.hosts.last().unwrap().host, "reg.example");
+        // The defaults, on the transfer path: the joined Linux default.
+        let i = inputs(InputPaths {
+            default_paths: true,
+            pull_path: PullPath::Transfer,
+            ..InputPaths::default()
+        });
+        assert_eq!(
+            i.hosts_dirs().unwrap(),
+            vec![PathBuf::from("/etc/containerd/certs.d:/etc/docker/certs.d")]
+        );
+    }
+
     use super::*;
 
     fn inputs(paths: InputPaths) -> Inputs {

@@ -334,6 +334,54 @@ fn config_malformed_secret() {
     assert!(!run.stdout.contains("attempt 1"), "{}", run.stdout);
 }
 
+/// A pod listing an `Opaque` Secret before its real pull secret: kubelet's `MakeDockerKeyring`
+/// (`pkg/credentialprovider/secrets/secrets.go`) skips the Opaque one and pulls with the other;
+/// regprobe still warns about it (and counts it invalid), but the image verdict is pullable.
+#[test]
+fn a_secret_kubelet_skips_does_not_block_the_pods_pull() {
+    let reg = Registry::start(RegistryOptions::htpasswd(&[("alice", PW)]));
+    support::push_image(&reg, "team/app:1", Some(("alice", PW)));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = secret_file(d, "regcred", &reg.host(), "alice", PW);
+    let opaque = write(
+        d,
+        "opaque.yaml",
+        "kind: Secret\nmetadata: {name: opaque}\ntype: Opaque\nstringData:\n  password: x\n",
+    );
+    let pod = write(
+        d,
+        "deploy.yaml",
+        &deployment(
+            &["opaque", "regcred"],
+            &format!("{}/team/app:1", reg.host()),
+        ),
+    );
+    let run = check(
+        &[
+            "--pod-spec",
+            s(&pod),
+            "--secret",
+            s(&opaque),
+            "--secret",
+            s(&good),
+        ],
+        None,
+    );
+    assert!(
+        run.stdout
+            .contains("pullable: kubelet's pull would succeed (secret regcred"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("opaque: kubelet skips it"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("not reached"), "{}", run.stdout);
+}
+
 /// Without `--image`: the credential's own walk, DNS to the authenticated `/v2/`.
 #[test]
 fn credential_mode_wrong_basic_password() {

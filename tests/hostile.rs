@@ -240,8 +240,9 @@ fn slow_headers_end_at_the_timeout() {
 
 /// A TLS server that stalls mid-handshake: `timeout` (network), spent in the `tls` phase.
 /// Reached as `stall.test:PORT` (a non-loopback name: HTTPS only), as `127.0.0.1:PORT`
-/// (containerd's loopback rule: HTTPS, then plain HTTP after a TLS handshake timeout; the
-/// HTTPS attempt used the whole budget, so its failure is the verdict), and as the `https://`
+/// (containerd's loopback rule: HTTPS, then plain HTTP after a TLS handshake timeout; the TLS
+/// step gets half the budget, `Session::fallback_tls_budget`, so the plain-HTTP attempt is made
+/// and, unanswered, is the verdict as in containerd), and as the `https://`
 /// token realm of a plain-HTTP registry (hosts.toml `server = "http://…"`), which gets TLS
 /// settings of its own as with Go's transport.
 #[test]
@@ -296,10 +297,20 @@ fn a_tls_handshake_that_hangs_is_a_timeout_in_the_tls_phase() {
         "{}",
         probes["tls-stall-realm"]
     );
-    for p in probes.values() {
-        assert!(detail(p).contains("TLS handshake timeout"), "{p}");
+    for (name, p) in &probes {
         let tls = p["phases"]["tls"].as_f64().unwrap_or(0.0);
-        assert!(tls >= 1.8, "the time went to the tls phase: {p}");
+        if name == "tls-stall-loopback" {
+            // Half the budget to TLS, the rest to the plain-HTTP attempt it falls back to.
+            assert!(
+                detail(p).contains("timeout awaiting response headers"),
+                "{p}"
+            );
+            assert!(p.to_string().contains("TLS handshake timeout"), "{p}");
+            assert!(tls >= 0.9, "{p}");
+        } else {
+            assert!(detail(p).contains("TLS handshake timeout"), "{p}");
+            assert!(tls >= 1.8, "the time went to the tls phase: {p}");
+        }
         assert!(p["duration_seconds"].as_f64().unwrap() < 3.0, "{p}");
     }
     assert!(stall.connections() >= 3);
@@ -883,10 +894,13 @@ fn bytes_no_peer_should_send() {
     // --- the token realm (real registries issuing the challenge) ---
     let mut registries = Vec::new();
     for (name, path, reason, class) in [
+        // Go's encoding/json takes invalid UTF-8 in a string (each bad byte becomes U+FFFD,
+        // `probe::tokenjson`), and Go's transport sends such a header value (obs-text): the
+        // registry then rejects the token, as it does containerd's.
         (
             "token-json-invalid-utf8",
             "/invalid-utf8",
-            "token_endpoint",
+            "token_rejected",
             "registry",
         ),
         (

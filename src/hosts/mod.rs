@@ -487,12 +487,26 @@ fn configure_hosts(
             ));
             continue;
         }
-        let headers = config
+        let headers: Vec<(String, String)> = config
             .header
             .iter()
             .flatten()
             .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
             .collect();
+        // Go's transport refuses such a request ("net/http: invalid header field name/value"),
+        // so every request containerd sends to this host fails; regprobe drops the header and
+        // says so (never quoting the value, which may be a secret).
+        for (name, value) in &headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                warnings.push(format!(
+                    "host {}: header {name:?} has a name or value Go's HTTP client refuses: \
+                     containerd's requests to this host fail; regprobe does not send it",
+                    config.host
+                ));
+            }
+        }
         hosts.push(RegistryHost {
             scheme,
             is_mirror: is_proxy(&config.host, namespace),

@@ -667,6 +667,29 @@ fn headers_and_dial_timeout_are_exposed() {
     assert!(res.warnings.iter().any(|w| w.contains("no dial timeout")));
 }
 
+/// A header Go's transport refuses (`net/http: invalid header field value`) is warned about,
+/// without quoting its value (header values may be API keys).
+#[test]
+fn a_header_go_refuses_is_warned_about_without_its_value() {
+    let root = TempDir::new().unwrap();
+    write(
+        &root.path().join("reg.example/hosts.toml"),
+        "[host.\"https://m\".header]\n\"bad name\" = \"ok\"\nx-key = \"line1\\nS3cret-line2\"\n",
+    );
+    let res = hosts_for(&[root.path().to_path_buf()], "reg.example").unwrap();
+    let bad: Vec<&String> = res
+        .warnings
+        .iter()
+        .filter(|w| w.contains("Go's HTTP client refuses"))
+        .collect();
+    assert_eq!(bad.len(), 2, "{:?}", res.warnings);
+    assert!(res.warnings.iter().all(|w| !w.contains("S3cret")));
+    // The request builder skips them.
+    let mut h = http::HeaderMap::new();
+    crate::probe::exchange::add_host_headers(&mut h, &res.hosts[0]);
+    assert!(h.is_empty(), "{h:?}");
+}
+
 #[test]
 fn cert_files_beside_hosts_toml_are_reported_as_ignored() {
     let root = TempDir::new().unwrap();

@@ -22,7 +22,7 @@ use crate::hosts::{hosts_for, HostsError};
 use crate::probe::classify::{self, Failure};
 use crate::probe::credential::CredentialTarget;
 use crate::probe::{ProbeResult, Reason};
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretError};
 
 pub use pod::{plan_images, ImagePlan, ImagePlanError};
 
@@ -74,8 +74,7 @@ pub fn plan(
             Ok(e) => e,
             Err(err) => {
                 out.secrets.push((secret.id.clone(), false));
-                out.invalid
-                    .push(invalid_result(&secret.id, &err.to_string()));
+                out.invalid.push(invalid_result(&secret.id, err));
                 continue;
             }
         };
@@ -249,8 +248,9 @@ impl From<ImagePlanError> for ConfigError {
     }
 }
 
-/// The result of a secret that does not parse: `secret_invalid`, registry `""`.
-pub fn invalid_result(secret: &str, error: &str) -> ProbeResult {
+/// The result of a secret kubelet cannot use: `secret_invalid`, registry `""`. The detail says
+/// whether kubelet skips it ([`SecretError::kubelet_skips`]) or fails the pod's pulls.
+pub fn invalid_result(secret: &str, error: &SecretError) -> ProbeResult {
     let mut r = ProbeResult::new("", Some(secret.to_string()));
     r.timestamp = crate::clock::unix_now();
     let f = Failure::SecretInvalid(error.to_string());
@@ -258,7 +258,11 @@ pub fn invalid_result(secret: &str, error: &str) -> ProbeResult {
     debug_assert_eq!(reason, Reason::SecretInvalid);
     r.reason = Some(reason);
     r.class = Some(reason.class());
-    r.detail = format!("the secret does not parse: {error}");
+    r.detail = if error.kubelet_skips() {
+        format!("kubelet skips the secret (pulls go on with the other secrets): {error}")
+    } else {
+        format!("the secret does not parse: {error}")
+    };
     r.failed = Some(crate::probe::failure::Failed::without_request(f));
     r
 }
@@ -336,7 +340,12 @@ mod tests {
 
     #[test]
     fn invalid_secret_result_is_config_class() {
-        let r = invalid_result("bad", "invalid JSON at line 1, column 2 (syntax error)");
+        let e = SecretError::Json {
+            line: 1,
+            column: 2,
+            category: serde_json::error::Category::Syntax,
+        };
+        let r = invalid_result("bad", &e);
         assert!(!r.success);
         assert_eq!(r.reason, Some(Reason::SecretInvalid));
         assert_eq!(r.class, Some(crate::probe::Class::Config));

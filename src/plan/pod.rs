@@ -243,7 +243,9 @@ pub struct PlannedImage {
     pub verdicts: Vec<KeyVerdict>,
     /// `(secret, key)` of the unreferenced secrets that would match, each secret once.
     pub unreferenced_matches: Vec<(String, String)>,
-    /// The first pod secret that does not parse: kubelet fails the pull before any request.
+    /// The first pod secret whose JSON kubelet cannot unmarshal: kubelet fails the pull before
+    /// any request. Secrets kubelet skips ([`crate::secrets::SecretError::kubelet_skips`]: wrong
+    /// type, no key, empty value) are not here: the pull goes on without them.
     pub invalid: Option<ProbeResult>,
 }
 
@@ -332,7 +334,8 @@ pub fn plan_pods(
                 s.entries
                     .as_ref()
                     .err()
-                    .map(|e| invalid_result(&s.id, &e.to_string()))
+                    .filter(|e| !e.kubelet_skips())
+                    .map(|e| invalid_result(&s.id, e))
             });
         out.push(PlannedImage {
             job,
@@ -344,6 +347,30 @@ pub fn plan_pods(
         });
     }
     Ok(out)
+}
+
+/// The host a pull's verdict rests on: the one it resolved on, else the last one it tried
+/// (the [`crate::probe::outcome::HostVerdict`] URLs), else the attempt's last host. The
+/// follow-up handshake goes there, with that host's own settings (hosts.toml headers, TLS), not
+/// to an upstream containerd never contacted.
+fn pull_host<'a>(
+    attempt: &'a PullTarget,
+    pull: &ProbeResult,
+) -> Option<&'a crate::hosts::RegistryHost> {
+    let verdict = pull
+        .hosts
+        .iter()
+        .rev()
+        .find(|v| v.success)
+        .or(pull.hosts.last());
+    verdict
+        .and_then(|v| {
+            attempt
+                .hosts
+                .iter()
+                .find(|h| format!("{}://{}{}", h.scheme, h.host, h.path) == v.host)
+        })
+        .or(attempt.hosts.last())
 }
 
 /// The credential probes that follow the pulls, and which attempt each follows.
@@ -375,7 +402,7 @@ pub fn follow_ups(planned: &[PlannedImage], pulls: &[Vec<ProbeResult>]) -> Follo
             let (Some(secret), Some(cred), Some(host)) = (
                 attempt.secret.as_ref(),
                 attempt.credential.as_ref(),
-                attempt.hosts.last(),
+                pull_host(attempt, pull),
             ) else {
                 row.push(None);
                 continue;
@@ -475,6 +502,41 @@ mod tests {
             .is_empty());
         let e = plan_pods(&["Bad:Image".to_string()], &l, &[]).unwrap_err();
         assert!(e.to_string().starts_with("--image \"Bad:Image\": "), "{e}");
+    }
+
+    fn manifest(id: &str, body: &str) -> Secret {
+        crate::secrets::load::parse_secret_content(body.as_bytes(), id, Path::new("s.yaml"))
+            .pop()
+            .unwrap()
+    }
+
+    /// kubelet `MakeDockerKeyring` skips a Secret of another type, one without its key and one
+    /// with an empty value; only a JSON error in a pull secret it reads fails the pod's pulls.
+    #[test]
+    fn secrets_kubelet_skips_do_not_block_the_pull_a_json_error_does() {
+        let skipped = [
+            "kind: Secret\ntype: Opaque\nstringData:\n  .dockerconfigjson: '{\"auths\":{}}'\n",
+            "kind: Secret\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  other: x\n",
+            "kind: Secret\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: ''\n",
+        ];
+        for body in skipped {
+            let mut l = loaded();
+            l.secrets[0] = manifest("regcred", body);
+            assert!(l.secrets[0].entries.is_err(), "{body}");
+            let planned = plan_pods(&[], &l, &[]).unwrap();
+            assert!(planned[0].invalid.is_none(), "{body}");
+            // The pull goes on with the node's credentials (none match here: anonymous).
+            assert_eq!(planned[0].plan.attempts.len(), 1);
+            assert!(planned[0].plan.attempts[0].secret.is_none());
+        }
+        let mut l = loaded();
+        l.secrets[0] = manifest(
+            "regcred",
+            "kind: Secret\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{\"auths\":'\n",
+        );
+        let planned = plan_pods(&[], &l, &[]).unwrap();
+        let invalid = planned[0].invalid.as_ref().expect("a JSON error blocks");
+        assert_eq!(invalid.reason, Some(crate::probe::Reason::SecretInvalid));
     }
 
     #[test]

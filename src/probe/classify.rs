@@ -126,6 +126,19 @@ pub fn reason(f: &Failure) -> Reason {
         Failure::CredentialExpired { .. } => Reason::CredentialExpired,
         // containerd: "no resolve hosts: not found".
         Failure::NoResolveHosts => Reason::NotFound,
+        // The registry answered the manifest with a broken digest header.
+        Failure::ManifestDigestInvalid(_) => Reason::RegistryError,
+        // A Basic 403 means what the registry's code says: `UNAUTHORIZED` a refused
+        // credential, `DENIED` a refused access. Without a code, the step decides: `/v2/` names
+        // no repository, so its refusal is of the credential (containerd's own test server,
+        // `TestWrongBasicAuthResolver`, answers a wrong Basic credential so); at the manifest
+        // a repository is named, so it is the pull that is refused (§10.1 #30).
+        Failure::BasicForbidden { step, error_code } => match error_code.as_deref() {
+            Some("UNAUTHORIZED") => Reason::Unauthorized,
+            Some("DENIED") => Reason::PullDenied,
+            _ if *step == super::vocab::Phase::Manifest => Reason::PullDenied,
+            _ => Reason::Unauthorized,
+        },
     }
 }
 
@@ -136,7 +149,7 @@ pub fn reason(f: &Failure) -> Reason {
 pub fn with_expiry(f: Failure, expiry: Option<i64>, now: i64) -> Failure {
     let refused = matches!(
         f,
-        Failure::TokenStatus { .. } | Failure::VerifyStatus { .. }
+        Failure::TokenStatus { .. } | Failure::VerifyStatus { .. } | Failure::BasicForbidden { .. }
     ) && reason(&f) == Reason::Unauthorized;
     match expiry {
         Some(t) if refused && t < now => Failure::CredentialExpired { expired_at: t },
@@ -333,6 +346,20 @@ mod tests {
             })
         };
         assert_eq!(v(AuthScheme::Basic, 401, None), Reason::Unauthorized);
+        let basic403 = |step, code: Option<&str>| {
+            reason(&Failure::BasicForbidden {
+                step,
+                error_code: code.map(str::to_owned),
+            })
+        };
+        use crate::probe::Phase;
+        // One rule at both steps: the registry's code decides, else the step.
+        for step in [Phase::Verify, Phase::Manifest] {
+            assert_eq!(basic403(step, Some("UNAUTHORIZED")), Reason::Unauthorized);
+            assert_eq!(basic403(step, Some("DENIED")), Reason::PullDenied);
+        }
+        assert_eq!(basic403(Phase::Verify, None), Reason::Unauthorized);
+        assert_eq!(basic403(Phase::Manifest, None), Reason::PullDenied);
         assert_eq!(v(AuthScheme::Basic, 403, None), Reason::Unauthorized);
         assert_eq!(
             v(AuthScheme::Bearer, 401, Some("insufficient_scope")),

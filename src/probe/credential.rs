@@ -102,7 +102,10 @@ pub fn finish(
             // transport's words, which may quote a URL a hostile peer chose: redact again.
             result.detail = evidence::redact(
                 &describe(&failure, result, target),
-                &[target.credential.password.expose_secret()],
+                &super::exchange::redaction_list(
+                    &target.host,
+                    target.credential.password.expose_secret(),
+                ),
             );
             result.failed = Some(failed_at(failure, result, target));
         }
@@ -156,12 +159,16 @@ async fn handshake(
     result.endpoint = Some(base.to_string());
 
     // 1. challenge
+    let mut challenge_req = host_request(host, Method::GET, base.clone(), tls.clone());
+    if host.scheme == HostScheme::Https && host.http_fallback {
+        challenge_req.tls_timeout = Some(session.fallback_tls_budget());
+    }
     let first = match exchange(
         session,
         result,
         Phase::Challenge,
-        host_request(host, Method::GET, base.clone(), tls.clone()),
-        &[],
+        challenge_req,
+        &super::exchange::redaction_list(host, ""),
     )
     .await
     {
@@ -182,7 +189,7 @@ async fn handshake(
                 result,
                 Phase::Challenge,
                 host_request(host, Method::GET, base.clone(), None),
-                &[],
+                &super::exchange::redaction_list(host, ""),
             )
             .await
             {
@@ -238,7 +245,7 @@ async fn handshake(
     let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
-    let secrets = [password];
+    let secrets = super::exchange::redaction_list(host, password);
 
     let chosen = challenges
         .iter()
@@ -262,6 +269,12 @@ async fn handshake(
                     target.registry, user
                 ));
             }
+            if resp.status.as_u16() == 403 {
+                return Err(Failure::BasicForbidden {
+                    step: Phase::Verify,
+                    error_code: evidence::registry_error(&resp.body).0,
+                });
+            }
             Err(Failure::VerifyStatus {
                 scheme: AuthScheme::Basic,
                 status: resp.status.as_u16(),
@@ -275,47 +288,38 @@ async fn handshake(
             let treq = token::token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
-            let mut tok =
-                token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result).await?;
+            let tok = token::fetch(session, realm_tls, host, &treq, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(Note::TokenExpiresIn(e));
             }
-            // verify, with containerd's one retry on a challenge carrying `error=`
-            // (the first such answer drops the cached token; the second is final).
-            for attempt in 0..2 {
-                let Some(bearer) = token::bearer_header(&tok.value) else {
-                    return Err(Failure::TokenBody(
-                        "the token contains bytes not allowed in an HTTP header".into(),
-                    ));
-                };
-                let resp =
-                    verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
-                if resp.status.is_success() {
-                    return Ok(format!(
-                        "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
-                        treq.realm.host_str().unwrap_or_default(),
-                        user,
-                        match tok.method {
-                            token::TokenMethod::Post => "POST",
-                            token::TokenMethod::Get => "GET",
-                        },
-                        target.registry
-                    ));
-                }
-                let err = challenge_error(&resp);
-                if resp.status.as_u16() == 401 && err.is_some() && attempt == 0 {
-                    tok =
-                        token::fetch(session, realm_tls.clone(), host.dial_timeout, &treq, result)
-                            .await?;
-                    continue;
-                }
-                return Err(Failure::VerifyStatus {
-                    scheme: AuthScheme::Bearer,
-                    status: resp.status.as_u16(),
-                    challenge_error: err,
-                });
+            let Some(bearer) = token::bearer_header(&tok.value) else {
+                return Err(Failure::TokenBody(
+                    "the token contains bytes not allowed in an HTTP header".into(),
+                ));
+            };
+            // verify. A 401 with `error=` is final here: containerd's `invalidAuthorization`
+            // (`authorizer.go`) retries with a fresh token only when the previous response was
+            // to another request (`sameRequest`), and the challenge answered this same
+            // `GET /v2/`, so the second answer fails ("server message: …: authorization
+            // failed"), with no fresh token.
+            let resp = verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
+            if resp.status.is_success() {
+                return Ok(format!(
+                    "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",
+                    treq.realm.host_str().unwrap_or_default(),
+                    user,
+                    match tok.method {
+                        token::TokenMethod::Post => "POST",
+                        token::TokenMethod::Get => "GET",
+                    },
+                    target.registry
+                ));
             }
-            unreachable!("the verify loop returns on its second pass")
+            Err(Failure::VerifyStatus {
+                scheme: AuthScheme::Bearer,
+                status: resp.status.as_u16(),
+                challenge_error: challenge_error(&resp),
+            })
         }
     }
 }
@@ -480,6 +484,18 @@ fn describe(f: &Failure, result: &ProbeResult, target: &CredentialTarget) -> Str
         Failure::ManifestUnsupported(why) => format!("the manifest is unsupported: {why}"),
         Failure::NoResolveHosts => {
             "no host is configured to resolve this image (hosts.toml capabilities)".into()
+        }
+        Failure::BasicForbidden { error_code, .. } => format!(
+            "{} answered 403 to the Basic credential of user {user}{}{}",
+            target.registry,
+            error_code
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default(),
+            last.map(server_said).unwrap_or_default()
+        ),
+        Failure::ManifestDigestInvalid(value) => {
+            format!("the registry's Docker-Content-Digest {value:?} is not a valid digest")
         }
         Failure::CredentialExpired { expired_at } => format!(
             "the registry rejected user {user}, and the credential's own expiry passed at {}",

@@ -106,7 +106,8 @@ pub fn realm_tls(
         .or_else(|| tls.get(host).ok().map(|(cfg, _)| cfg))
 }
 
-/// A request to the registry host with that host's `dial_timeout`.
+/// A request to the registry host with that host's `dial_timeout` and its hosts.toml
+/// `[host."…".header]` headers.
 pub fn host_request(
     host: &RegistryHost,
     method: Method,
@@ -115,7 +116,38 @@ pub fn host_request(
 ) -> Request {
     let mut r = Request::new(method, url, tls);
     r.dial_timeout = host.dial_timeout;
+    add_host_headers(&mut r.headers, host);
     r
+}
+
+/// Appends the host's hosts.toml `header` values to `headers`, each marked sensitive (a header
+/// may carry an API key; it is never logged, and [`redaction_list`] keeps it out of evidence).
+///
+/// containerd sends them on every request to that host: `core/remotes/docker/resolver.go`
+/// `dockerBase.request` appends `host.Header` to each registry request, and
+/// `core/remotes/docker/config/hosts.go` `ConfigureHosts` gives a host with headers its own
+/// authorizer built `WithAuthHeader(host.header)`, so `auth.FetchToken` /
+/// `FetchTokenWithOAuth` (`auth/fetch.go`) send them on the token GET and POST too. A name or
+/// value Go's transport would refuse was already reported by [`crate::hosts`] and is skipped.
+pub fn add_host_headers(headers: &mut http::HeaderMap, host: &RegistryHost) {
+    for (name, value) in &host.headers {
+        let (Ok(name), Ok(mut value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+}
+
+/// The strings evidence must never show for requests to `host`: `secret` (a password or
+/// refresh token) and every hosts.toml header value of the host.
+pub fn redaction_list<'a>(host: &'a RegistryHost, secret: &'a str) -> Vec<&'a str> {
+    std::iter::once(secret)
+        .chain(host.headers.iter().map(|(_, v)| v.as_str()))
+        .collect()
 }
 
 /// A request with an `Authorization` header (marked sensitive by its builder).

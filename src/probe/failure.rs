@@ -301,6 +301,20 @@ pub enum Failure {
     /// A credential-provider plugin ran and gave no credentials: non-zero exit, timeout, or an
     /// answer kubelet rejects. The sentence holds no credential (stderr capped and redacted).
     ProviderFailed(String),
+    /// A 2xx manifest answer whose `Docker-Content-Digest` is not a valid digest (go-digest
+    /// `Digest.Validate`): containerd's `"…" in header not a valid digest`, which ends the
+    /// resolve at once (no further host). Carries the header value, cut to an excerpt.
+    ManifestDigestInvalid(String),
+    /// A request with the Basic credential answered 403, at the `/v2/` login step (`Verify`) or
+    /// at the manifest (`Manifest`), with the registry's error `code` when its body had one
+    /// (for a manifest HEAD, from the GET containerd sends for the body). One rule for both
+    /// steps ([`super::classify::reason`]): the registry's code says what it meant.
+    BasicForbidden {
+        /// `Verify` or `Manifest`.
+        step: super::vocab::Phase,
+        /// The registry error envelope's first `code` (`DENIED`, `UNAUTHORIZED`, …).
+        error_code: Option<String>,
+    },
 }
 
 /// The network layer a transport failure happened in, for the walk's DNS/TCP/TLS steps.

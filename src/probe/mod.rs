@@ -4,6 +4,7 @@
 //! * [`transport`]: resolve → connect → TLS → HTTP/1.1, each timed, each with a typed error;
 //! * [`challenge`]: `WWW-Authenticate` parsing with containerd's rules;
 //! * [`token`]: the bearer token request (POST, then GET on containerd's fallback statuses);
+//!   [`tokenjson`]: its answer decoded with Go `encoding/json` rules;
 //! * [`credential`]: the `/v2/` handshake of one credential against one registry;
 //! * [`exchange`]: steps both handshakes share (host TLS, timed requests, HTTP fallback);
 //! * [`pull`]: the manifest `HEAD` of an image probe, with containerd's retries and mirrors;
@@ -23,6 +24,7 @@ pub mod outcome;
 pub mod pull;
 pub mod tls;
 pub mod token;
+pub mod tokenjson;
 pub mod transport;
 pub mod vocab;
 

@@ -8,7 +8,10 @@
 //! * **R2 request**: `HEAD <host><path>/<repo>/manifests/<ref>` with containerd's `Accept`
 //!   header ([`ACCEPT`]), no `/v2/` ping.
 //! * **R3 budget**: at most [`MAX_ATTEMPTS`] HTTP requests per host, shared by auth and status
-//!   retries; a transport error ends the host.
+//!   retries. A transient transport error (a dropped connection, a timeout; not the probe's
+//!   own deadline) is retried 50 ms later on the last host within the same budget, as
+//!   containerd 2.4 `doWithTransportRetries` / `isTransientTransportErr` do ([`is_transient`]);
+//!   any other transport error, or one on a mirror, ends the host.
 //! * **R4 statuses**: 401 → authorizer; 405 on a HEAD → GET; 408/429 → retry at once;
 //!   500/503/504 → retry on the last host when the previous answer had another status.
 //! * **R5 authorizer**: Bearer before Basic. A Bearer challenge with `error=` drops the token;
@@ -181,67 +184,93 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
         .collect();
     let mut best: Option<(u8, Failed, String, bool)> = None;
     let mut success = None;
-    for (i, host) in hosts.iter().enumerate() {
-        let last_host = i + 1 == hosts.len();
-        let mut host_result = ProbeResult::new("", None);
-        let outcome =
-            resolve_on_host(env, target, host, last_host, &mut session, &mut host_result).await;
-        let first_index = result.exchanges.len();
-        // Merge what this host recorded.
-        for (p, s) in &host_result.phases {
-            result.add_phase(*p, *s);
+    // containerd `Resolve`: a digest reference is tried at `/manifests/<digest>` on every host,
+    // then at `/blobs/<digest>` when no error ranked above "not found" (legacy registries).
+    let endpoints: &[&str] = if target.is_digest {
+        &["manifests", "blobs"]
+    } else {
+        &["manifests"]
+    };
+    'paths: for endpoint in endpoints {
+        if best.as_ref().is_some_and(|(p, _, _, _)| *p > 2) {
+            break;
         }
-        result.exchanges.append(&mut host_result.exchanges);
-        result.network.append(&mut host_result.network);
-        result.notes.append(&mut host_result.notes);
-        if result.tls.is_none() {
-            result.tls = host_result.tls.take();
-        }
-        if host_result.ratelimit.is_some() {
-            result.ratelimit = host_result.ratelimit.take();
-        }
-        result.insecure_realm |= host_result.insecure_realm;
-        let url = format!("{}://{}{}", host.scheme, host.host, host.path);
-        match outcome {
-            Ok(digest) => {
-                result.hosts.push(HostVerdict {
-                    host: url,
-                    mirror: host.is_mirror,
-                    success: true,
-                    reason: None,
-                    detail: format!("resolved to {digest}"),
-                });
-                result.auth_mode = host_result.auth_mode.take();
-                success = Some((digest, host.host.clone()));
-                break;
+        for (i, host) in hosts.iter().enumerate() {
+            let last_host = i + 1 == hosts.len();
+            let mut host_result = ProbeResult::new("", None);
+            let outcome = resolve_on_host(
+                env,
+                target,
+                host,
+                endpoint,
+                last_host,
+                &mut session,
+                &mut host_result,
+            )
+            .await;
+            let first_index = result.exchanges.len();
+            // Merge what this host recorded.
+            for (p, s) in &host_result.phases {
+                result.add_phase(*p, *s);
             }
-            Err((priority, failure)) => {
-                let reason = classify::attempt_reason_with_providers(
-                    &failure,
-                    target.credential_for(&host.host).is_some(),
-                    !target.failed_providers.is_empty(),
-                );
-                // The transport's words may quote a URL a hostile peer chose: redact them too.
-                let (_, password) = containerd_credentials(target.credential_for(&host.host));
-                let detail = super::evidence::redact(
-                    &describe(&failure, &host_result_last(&result), target, &host.host),
-                    &[password.as_str()],
-                );
-                let failed = failed_on_host(failure, &result.exchanges, first_index, host, target);
-                result.hosts.push(HostVerdict {
-                    host: url,
-                    mirror: host.is_mirror,
-                    success: false,
-                    reason: Some(reason),
-                    detail: detail.clone(),
-                });
-                if result.auth_mode.is_none() {
+            result.exchanges.append(&mut host_result.exchanges);
+            result.network.append(&mut host_result.network);
+            result.notes.append(&mut host_result.notes);
+            if result.tls.is_none() {
+                result.tls = host_result.tls.take();
+            }
+            if host_result.ratelimit.is_some() {
+                result.ratelimit = host_result.ratelimit.take();
+            }
+            result.insecure_realm |= host_result.insecure_realm;
+            let url = format!("{}://{}{}", host.scheme, host.host, host.path);
+            match outcome {
+                Ok(digest) => {
+                    result.hosts.push(HostVerdict {
+                        host: url,
+                        mirror: host.is_mirror,
+                        success: true,
+                        reason: None,
+                        detail: format!("resolved to {digest}"),
+                    });
                     result.auth_mode = host_result.auth_mode.take();
+                    success = Some((digest, host.host.clone()));
+                    break 'paths;
                 }
-                // containerd keeps the first error of the highest priority.
-                if best.as_ref().is_none_or(|(p, _, _, _)| priority > *p) {
+                Err((priority, failure)) => {
                     let given = target.credential_for(&host.host).is_some();
-                    best = Some((priority, failed, detail, given));
+                    let reason = classify::attempt_reason_with_providers(
+                        &failure,
+                        given,
+                        !target.failed_providers.is_empty(),
+                    );
+                    // The transport's words may quote a URL a hostile peer chose: redact them too.
+                    let (_, password) = containerd_credentials(target.credential_for(&host.host));
+                    let detail = super::evidence::redact(
+                        &describe(&failure, &host_result_last(&result), target, &host.host),
+                        &super::exchange::redaction_list(host, password.as_str()),
+                    );
+                    let failed =
+                        failed_on_host(failure, &result.exchanges, first_index, host, target);
+                    result.hosts.push(HostVerdict {
+                        host: url,
+                        mirror: host.is_mirror,
+                        success: false,
+                        reason: Some(reason),
+                        detail: detail.clone(),
+                    });
+                    if result.auth_mode.is_none() {
+                        result.auth_mode = host_result.auth_mode.take();
+                    }
+                    // containerd keeps the first error of the highest priority; a fatal one ends
+                    // the resolve at once (`Resolve` returns it without trying another host).
+                    if priority == FATAL {
+                        best = Some((priority, failed, detail, given));
+                        break 'paths;
+                    }
+                    if best.as_ref().is_none_or(|(p, _, _, _)| priority > *p) {
+                        best = Some((priority, failed, detail, given));
+                    }
                 }
             }
         }
@@ -331,6 +360,7 @@ async fn resolve_on_host(
     env: &ProbeEnv,
     target: &PullTarget,
     host: &RegistryHost,
+    endpoint: &str,
     last_host: bool,
     session: &mut Session,
     result: &mut ProbeResult,
@@ -358,22 +388,24 @@ async fn resolve_on_host(
     let mut previous_status: Option<StatusCode> = None;
     let mut last: Option<Response> = None;
 
-    for _ in 0..MAX_ATTEMPTS {
-        let url = manifest_url(host, scheme, target)?;
+    for attempt in 0..MAX_ATTEMPTS {
+        let url = manifest_url(host, scheme, endpoint, target)?;
         let mut req = host_request(host, method.clone(), url.clone(), tls.clone());
+        if scheme == HostScheme::Https && host.http_fallback {
+            req.tls_timeout = Some(session.fallback_tls_budget());
+        }
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let resp = match exchange(
+        let sent = match exchange(
             session,
             result,
             Phase::Manifest,
             req.clone(),
-            &[secret.as_str()],
+            &super::exchange::redaction_list(host, secret.as_str()),
         )
         .await
         {
-            Ok(r) => r,
             Err(e)
                 if scheme == HostScheme::Https
                     && host.http_fallback
@@ -385,13 +417,31 @@ async fn resolve_on_host(
                     error: e.clone(),
                 });
                 scheme = HostScheme::Http;
-                let url = manifest_url(host, scheme, target)?;
+                let url = manifest_url(host, scheme, endpoint, target)?;
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
-                exchange(session, result, Phase::Manifest, retry, &[secret.as_str()])
-                    .await
-                    .map_err(transport_failure)?
+                exchange(
+                    session,
+                    result,
+                    Phase::Manifest,
+                    retry,
+                    &super::exchange::redaction_list(host, secret.as_str()),
+                )
+                .await
+            }
+            other => other,
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e)
+                if last_host
+                    && is_transient(&e)
+                    && attempt + 1 < MAX_ATTEMPTS
+                    && session.remaining() > TRANSPORT_RETRY_DELAY =>
+            {
+                tokio::time::sleep(TRANSPORT_RETRY_DELAY).await;
+                continue;
             }
             Err(e) => return Err(transport_failure(e)),
         };
@@ -406,7 +456,12 @@ async fn resolve_on_host(
         let status = resp.status;
         match status.as_u16() {
             401 => {
-                let request_id = (method.clone(), url.to_string());
+                // The request that was actually answered, as `authorizer.go` `sameRequest`
+                // compares `responses[n-2].Request` with `responses[n-1].Request`: Go's
+                // `resp.Request` is the last one sent, after an HTTP fallback (`httpFallback`
+                // rewrites the scheme) and after redirects.
+                let sent_method = session.last_method().cloned().unwrap_or(method.clone());
+                let request_id = (sent_method, resp.url.to_string());
                 let cs = challenges(&resp);
                 let bearer = cs.iter().find(|c| c.scheme == Scheme::Bearer);
                 let basic = cs.iter().find(|c| c.scheme == Scheme::Basic);
@@ -447,7 +502,7 @@ async fn resolve_on_host(
                         let tok = token::fetch(
                             session,
                             realm_tls(host, &env.tls, &tls),
-                            host.dial_timeout,
+                            host,
                             &treq,
                             result,
                         )
@@ -490,7 +545,94 @@ async fn resolve_on_host(
         last = Some(resp);
     }
     let resp = last.expect("the loop runs at least once");
+    if resp.status == StatusCode::FORBIDDEN && method == Method::HEAD {
+        // containerd 2.x `resolver.go` `Resolve`: "A HEAD 403 carries no body, so issue a
+        // follow-up GET to the same URL to surface the registry's error details"
+        // (`pusher.go` `withGETErrorBody`; a GET answered otherwise is ignored). The GET's body
+        // (capped at 64 KiB) is recorded as evidence; the verdict stays the HEAD's 403.
+        let url = manifest_url(host, scheme, endpoint, target)?;
+        let mut req = host_request(host, Method::GET, url, tls.clone());
+        req.headers
+            .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
+        let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
+        let get = exchange(
+            session,
+            result,
+            Phase::Manifest,
+            req,
+            &super::exchange::redaction_list(host, secret.as_str()),
+        )
+        .await;
+        if matches!(auth.handler, Some((_, AuthScheme::Basic))) {
+            let error_code = match get {
+                Ok(g) if g.status == StatusCode::FORBIDDEN => {
+                    super::evidence::registry_error(&g.body).0
+                }
+                _ => None,
+            };
+            return Err((
+                3,
+                Failure::BasicForbidden {
+                    step: Phase::Manifest,
+                    error_code,
+                },
+            ));
+        }
+    }
+    if resp.status == StatusCode::FORBIDDEN && matches!(auth.handler, Some((_, AuthScheme::Basic)))
+    {
+        return Err((
+            3,
+            Failure::BasicForbidden {
+                step: Phase::Manifest,
+                error_code: super::evidence::registry_error(&resp.body).0,
+            },
+        ));
+    }
     evaluate(&resp, &auth, target)
+}
+
+/// The pause before a transport retry (containerd 2.4 `doWithTransportRetries`: 50 ms).
+pub const TRANSPORT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// containerd 2.4 `isTransientTransportErr` (`core/remotes/docker/resolver.go`): a
+/// `net.Error` whose `Timeout()` is true (dial, DNS, TLS handshake and response-header
+/// timeouts) or `io.EOF` / `io.ErrUnexpectedEOF` (the server closed the connection before
+/// answering). The probe's own deadline is `context.DeadlineExceeded` there: not transient.
+/// A body timeout happens after `do` returned, so it is not retried either.
+pub fn is_transient(e: &super::transport::TransportError) -> bool {
+    use super::failure::{ConnectFailure, DnsFailure, HttpFailure, TlsFailure};
+    use super::transport::TransportError as T;
+    match e {
+        T::Dns { kind, .. } => matches!(kind, DnsFailure::Timeout),
+        T::Connect { kind, .. } => matches!(kind, ConnectFailure::Timeout),
+        T::Tls { kind, .. } => matches!(kind, TlsFailure::Timeout),
+        T::Http { kind, .. } => matches!(kind, HttpFailure::HeaderTimeout | HttpFailure::Closed),
+        T::Proxy { .. } | T::Deadline { .. } | T::InvalidUrl(_) | T::Redirect(_) => false,
+    }
+}
+
+/// The priority of an error that ends containerd's `Resolve` at once, whatever the other hosts
+/// would say: an unfollowed 3xx (`unexpectedResponseErr` returned from the host loop) and an
+/// invalid `Docker-Content-Digest`.
+const FATAL: u8 = u8::MAX;
+
+/// go-digest `Digest.Validate` for the algorithms containerd registers (sha256, sha384,
+/// sha512): `algorithm:encoded`, the encoded part lowercase hex of the algorithm's length.
+pub fn valid_digest(d: &str) -> bool {
+    let Some((algorithm, encoded)) = d.split_once(':') else {
+        return false;
+    };
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return false,
+    };
+    encoded.len() == len
+        && encoded
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// R7 for the final response of a host.
@@ -521,10 +663,22 @@ fn evaluate(
                 ));
             }
         }
-        let digest = resp
+        // containerd `Resolve`: a digest header with a known size must validate, else the
+        // resolve fails at once; without either, containerd GETs the manifest.
+        let sized = resp.header_str("content-length").is_some();
+        let header = resp
             .header_str("docker-content-digest")
-            .filter(|d| d.contains(':'))
-            .map(str::to_owned);
+            .filter(|d| !d.is_empty());
+        // (A digest reference brings its own digest: the header is not read.)
+        if let (Some(d), true, false) = (header, sized, target.is_digest) {
+            if !valid_digest(d) {
+                return Err((
+                    FATAL,
+                    Failure::ManifestDigestInvalid(super::evidence::excerpt(d.as_bytes())),
+                ));
+            }
+        }
+        let digest = header.filter(|d| valid_digest(d)).map(str::to_owned);
         return Ok(digest.unwrap_or_else(|| {
             // containerd would GET the manifest to learn its digest (a Docker Hub pull);
             // regprobe does not.
@@ -534,7 +688,12 @@ fn evaluate(
             )
         }));
     }
-    let priority = if status == 404 { 2 } else { 3 };
+    let priority = match status {
+        404 => 2,
+        // containerd returns an unfollowed 3xx from `Resolve` at once.
+        300..=399 => FATAL,
+        _ => 3,
+    };
     Err((
         priority,
         Failure::ManifestStatus {
@@ -553,6 +712,7 @@ fn evaluate(
 fn manifest_url(
     host: &RegistryHost,
     scheme: HostScheme,
+    endpoint: &str,
     target: &PullTarget,
 ) -> Result<Url, (u8, Failure)> {
     let s = match scheme {
@@ -560,7 +720,7 @@ fn manifest_url(
         HostScheme::Https => "https",
     };
     let mut url = Url::parse(&format!(
-        "{s}://{}{}/{}/manifests/{}",
+        "{s}://{}{}/{}/{endpoint}/{}",
         host.host,
         host.path.trim_end_matches('/'),
         target.repository,
@@ -583,7 +743,14 @@ fn manifest_url(
 
 /// Docker schema1 manifests (`application/vnd.docker.distribution.manifest.v1+json` and its
 /// signed `+prettyjws` form), which containerd 2.x no longer pulls.
+///
+/// `text/plain` counts too: containerd's `getManifestMediaType` (`resolver.go`) maps it to
+/// schema1 ("the registry.access.redhat.com registry does not specify the content type"),
+/// comparing the part before `;` exactly.
 pub fn is_schema1(content_type: &str) -> bool {
+    if content_type.split(';').next() == Some("text/plain") {
+        return true;
+    }
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     media_type.eq_ignore_ascii_case("application/vnd.docker.distribution.manifest.v1+json")
         || media_type
@@ -682,85 +849,17 @@ fn describe(
         Failure::CredentialMissing(_) => {
             format!("{host} demands Basic authentication and {who} has no username and password")
         }
+        Failure::BasicForbidden { error_code, .. } => format!(
+            "pulling {} with {who} on {host}: 403 to the Basic credential{} ({said})",
+            target.image,
+            error_code
+                .as_ref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        ),
         other => format!("{}: {other:?} ({said})", target.image),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderMap;
-
-    fn resp(headers: &[(&'static str, &str)]) -> Response {
-        let mut h = HeaderMap::new();
-        for (k, v) in headers {
-            h.append(*k, http::HeaderValue::from_str(v).unwrap());
-        }
-        Response {
-            status: StatusCode::OK,
-            headers: h,
-            body: bytes::Bytes::new(),
-            truncated: false,
-            url: Url::parse("https://registry-1.docker.io/v2/library/nginx/manifests/latest")
-                .unwrap(),
-        }
-    }
-
-    #[test]
-    fn docker_hub_ratelimit_headers() {
-        let r = resp(&[
-            ("ratelimit-limit", "100;w=21600"),
-            ("ratelimit-remaining", "76;w=21600"),
-        ]);
-        assert_eq!(
-            ratelimit(&r),
-            Some(RateLimit {
-                limit: 100,
-                remaining: 76,
-                window_seconds: Some(21600)
-            })
-        );
-        assert_eq!(ratelimit(&resp(&[("ratelimit-limit", "x")])), None);
-    }
-
-    #[test]
-    fn schema1_is_recognised_exactly() {
-        assert!(is_schema1(
-            "application/vnd.docker.distribution.manifest.v1+prettyjws"
-        ));
-        assert!(is_schema1(
-            "application/vnd.docker.distribution.manifest.v1+json; charset=utf-8"
-        ));
-        assert!(!is_schema1("application/vnd.oci.image.manifest.v1+json"));
-        assert!(!is_schema1(
-            "application/vnd.docker.distribution.manifest.v2+json"
-        ));
-    }
-
-    #[test]
-    fn accept_header_is_containerds() {
-        assert!(ACCEPT.starts_with("application/vnd.docker.distribution.manifest.v2+json, "));
-        assert!(ACCEPT.ends_with("application/vnd.oci.image.index.v1+json, */*"));
-    }
-
-    #[test]
-    fn only_a_username_makes_containerd_send_credentials() {
-        let c = |u: &str, p: &str| Credential {
-            username: u.into(),
-            password: p.to_string().into(),
-        };
-        assert_eq!(
-            containerd_credentials(Some(&c("u", "p"))),
-            ("u".into(), "p".into())
-        );
-        assert_eq!(
-            containerd_credentials(Some(&c("", "p"))),
-            (String::new(), String::new())
-        );
-        assert_eq!(
-            containerd_credentials(Some(&c("u", ""))),
-            ("u".into(), String::new())
-        );
-        assert_eq!(containerd_credentials(None), (String::new(), String::new()));
-    }
-}
+mod tests;

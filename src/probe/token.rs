@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -128,16 +127,6 @@ pub fn post_falls_back(status: u16, username: &str) -> bool {
     matches!(status, 400 | 401 | 404) || (status == 405 && !username.is_empty())
 }
 
-#[derive(Deserialize, Default)]
-struct TokenBody {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<i64>,
-}
-
 /// Why a 2xx token answer is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenBodyError {
@@ -150,20 +139,32 @@ pub enum TokenBodyError {
     /// JSON without a token: containerd's "authorization server did not include a token in the response".
     #[error("authorization server did not include a token in the response")]
     NoToken,
+    /// JSON that Go's decoder refuses for containerd's struct (a field of the wrong type, an
+    /// `issued_at` that is not RFC 3339): containerd's "unable to decode token response".
+    #[error("unable to decode token response: {0}")]
+    Decode(super::tokenjson::GoJsonError),
 }
 
-/// Parses a 2xx token body. The POST answer is read for `access_token` only; the GET answer
-/// for `access_token`, else `token`. Like Go's `json.Decoder.Decode`, only the first JSON
-/// value is read (trailing bytes are ignored); a field of the wrong type fails the decode.
+/// Parses a 2xx token body as containerd does: Go's `json.Decoder.Decode` into
+/// `OAuthTokenResponse` (POST, read for `access_token`) or `FetchTokenResponse` (GET:
+/// `access_token`, else `token`), `core/remotes/docker/auth/fetch.go` `FetchTokenWithOAuth`,
+/// `FetchToken`; the Go rules are in [`super::tokenjson`]. Returns the token and `expires_in`.
 pub fn parse_token_body(
     body: &[u8],
     method: TokenMethod,
     truncated: bool,
 ) -> Result<(String, Option<i64>), TokenBodyError> {
-    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<TokenBody>();
-    let parsed = match stream.next() {
-        Some(Ok(b)) => b,
-        _ => return Err(TokenBodyError::NotJson { truncated }),
+    use super::tokenjson::{decode, GoJsonError, Shape};
+    let shape = match method {
+        TokenMethod::Post => Shape::OAuth,
+        TokenMethod::Get => Shape::Fetch,
+    };
+    let parsed = match decode(body, shape) {
+        Ok(p) => p,
+        Err(GoJsonError::Syntax { .. } | GoJsonError::Eof) => {
+            return Err(TokenBodyError::NotJson { truncated })
+        }
+        Err(e) => return Err(TokenBodyError::Decode(e)),
     };
     let access = parsed.access_token.filter(|t| !t.is_empty());
     let value = match method {
@@ -181,18 +182,27 @@ pub fn parse_token_body(
 ///
 /// Errors are [`Failure`]s: `Transport { peer: Realm, .. }` for network trouble at the realm,
 /// `TokenStatus` for the final HTTP error, `TokenBody` for an unusable 2xx answer.
-/// `dial_timeout` is the registry host's (containerd's authorizer uses that host's client for
-/// the realm too, `docs/containerd-kubelet.md` §6.3).
+/// `host` is the registry host: its `dial_timeout` (containerd's authorizer uses that host's
+/// client for the realm too, `docs/containerd-kubelet.md` §6.3) and its hosts.toml headers,
+/// sent on every token request as `auth.FetchToken` does with the authorizer's
+/// `WithAuthHeader` headers (`config/hosts.go` `ConfigureHosts`); their values are redacted
+/// from the evidence like the password.
 pub async fn fetch(
     session: &mut Session,
     tls: Option<Arc<rustls::ClientConfig>>,
-    dial_timeout: Option<std::time::Duration>,
+    host: &crate::hosts::RegistryHost,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
-    let secrets = [req.secret];
+    let secrets = super::exchange::redaction_list(host, req.secret);
     let started = Instant::now();
-    let ctx = Ctx { tls, dial_timeout };
+    let mut headers = http::HeaderMap::new();
+    super::exchange::add_host_headers(&mut headers, host);
+    let ctx = Ctx {
+        tls,
+        dial_timeout: host.dial_timeout,
+        headers,
+    };
     let out = fetch_inner(session, &ctx, req, result, &secrets).await;
     let spent = super::exchange::http_seconds(session, started, result);
     result.add_phase(Phase::Token, spent);
@@ -203,6 +213,7 @@ pub async fn fetch(
 struct Ctx {
     tls: Option<Arc<rustls::ClientConfig>>,
     dial_timeout: Option<std::time::Duration>,
+    headers: http::HeaderMap,
 }
 
 impl Ctx {
@@ -210,6 +221,7 @@ impl Ctx {
         let mut r = Request::new(method, url, self.tls.clone());
         r.body_cap = TOKEN_BODY_CAP;
         r.dial_timeout = self.dial_timeout;
+        r.headers = self.headers.clone();
         r
     }
 }
@@ -495,6 +507,57 @@ mod tests {
         );
         assert_eq!(
             parse_token_body(br#"{"token":""}"#, Get, false),
+            Err(TokenBodyError::NoToken)
+        );
+    }
+
+    /// The Go `encoding/json` rules (issue 12): each of these disagreed with the serde model.
+    #[test]
+    fn token_bodies_decode_as_go_into_containerds_structs() {
+        use super::super::tokenjson::GoJsonError;
+        use TokenMethod::*;
+        // Keys match case-insensitively.
+        assert_eq!(
+            parse_token_body(br#"{"Access_Token":"t","Expires_In":60}"#, Post, false),
+            Ok(("t".into(), Some(60)))
+        );
+        // A repeated key keeps the last value.
+        assert_eq!(
+            parse_token_body(br#"{"token":"a","token":"b"}"#, Get, false),
+            Ok(("b".into(), None))
+        );
+        assert_eq!(
+            parse_token_body(br#"{"access_token":"a","access_token":""}"#, Post, false),
+            Err(TokenBodyError::NoToken)
+        );
+        // A bad issued_at fails the pull.
+        assert!(matches!(
+            parse_token_body(br#"{"token":"t","issued_at":"yesterday"}"#, Get, false),
+            Err(TokenBodyError::Decode(GoJsonError::IssuedAt(_)))
+        ));
+        // expires_in must be a number.
+        assert!(matches!(
+            parse_token_body(br#"{"token":"t","expires_in":"300"}"#, Get, false),
+            Err(TokenBodyError::Decode(GoJsonError::Field {
+                field: "expires_in",
+                ..
+            }))
+        ));
+        // A POST answer's scope must be a string; the GET answer has no scope field.
+        assert!(matches!(
+            parse_token_body(br#"{"access_token":"t","scope":["a"]}"#, Post, false),
+            Err(TokenBodyError::Decode(GoJsonError::Field {
+                field: "scope",
+                ..
+            }))
+        ));
+        assert_eq!(
+            parse_token_body(br#"{"token":"t","scope":["a"]}"#, Get, false),
+            Ok(("t".into(), None))
+        );
+        // `null` is Go's zero struct: no token.
+        assert_eq!(
+            parse_token_body(b"null", Get, false),
             Err(TokenBodyError::NoToken)
         );
     }

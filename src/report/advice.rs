@@ -105,7 +105,7 @@ pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String 
             "{registry} asked for authentication in a way containerd does not support (no Basic or Bearer challenge, or no realm). Check the registry's auth configuration."
         ),
         Reason::ManifestUnsupported => "The manifest is schema1 or larger than 4 MiB, which containerd 2.x rejects. Rebuild and push the image with a current builder.".to_string(),
-        Reason::SecretInvalid => "The secret does not parse as kubelet reads it, so kubelet fails the pull before contacting any registry. Recreate it with `kubectl create secret docker-registry`.".to_string(),
+        Reason::SecretInvalid => "kubelet cannot use the secret: if its JSON does not parse, kubelet fails every pull of a pod that lists it before contacting any registry; if its type, key or value is wrong, kubelet skips it and pulls with the other secrets or anonymously. Recreate it with `kubectl create secret docker-registry`.".to_string(),
         Reason::NoMatchingCredential => format!(
             "No key of the pull secrets matches this image, so kubelet pulls anonymously and {registry} refuses. Make the secret's registry key match the image host (and port) exactly."
         ),

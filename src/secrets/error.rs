@@ -136,6 +136,31 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    /// Whether kubelet skips the secret and goes on with the pod's other pull secrets (or pulls
+    /// anonymously), rather than failing every pull of the pod.
+    ///
+    /// kubernetes `pkg/credentialprovider/secrets/secrets.go` `MakeDockerKeyring` reads a Secret
+    /// only when its type is `kubernetes.io/dockerconfigjson` (or `kubernetes.io/dockercfg`), its
+    /// key (`.dockerconfigjson` / `.dockercfg`) exists and its value is non-empty; any other Secret
+    /// is passed over without an error. Only `json.Unmarshal` failing on a value it does read
+    /// (syntax, a wrong type, `DockerConfigEntry.UnmarshalJSON`'s `auth` errors) returns an error,
+    /// which fails the pod's pulls. A value without `auths` unmarshals fine and gives no
+    /// credentials, so it is skipped too.
+    ///
+    /// An unreadable, oversized or unparsable *manifest* (regprobe's input, not what kubelet
+    /// reads) is not skipped: what kubelet holds is unknown, so the image verdict stays blocked.
+    pub fn kubelet_skips(&self) -> bool {
+        matches!(
+            self,
+            SecretError::Empty
+                | SecretError::NoAuths
+                | SecretError::NotAPullSecret { .. }
+                | SecretError::ManifestMissingKey { .. }
+        )
+    }
+}
+
 fn category_text(category: Category) -> &'static str {
     match category {
         Category::Syntax => "syntax error",

@@ -38,6 +38,7 @@ pub mod containerd;
 pub mod dns;
 pub mod fake;
 pub mod fakes;
+pub mod gateway;
 pub mod hostile;
 pub mod http;
 pub mod image;

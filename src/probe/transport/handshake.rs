@@ -14,20 +14,21 @@ use tokio::net::TcpStream;
 
 impl Session {
     /// Runs the TLS handshake with `host` over `tcp`, recording `tls` and, on success, the
-    /// chain's facts under `authority`.
+    /// chain's facts under `authority`. `limit` replaces [`super::Timeouts::tls`].
     pub(super) async fn tls_handshake(
         &mut self,
         tcp: TcpStream,
         host: &str,
         authority: &str,
         cfg: Arc<rustls::ClientConfig>,
+        limit: Option<std::time::Duration>,
     ) -> Result<tokio_rustls::client::TlsStream<Sniff<TcpStream>>, TransportError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = rustls_pki_types::ServerName::try_from(bare.to_string()).map_err(|_| {
             TransportError::InvalidUrl(format!("{host:?} is not a valid TLS server name"))
         })?;
         let started = Instant::now();
-        let wait = self.budget(self.transport.timeouts.tls, Phase::Tls)?;
+        let wait = self.budget(limit.unwrap_or(self.transport.timeouts.tls), Phase::Tls)?;
         let sniff = Sniff::new(tcp);
         let seen = sniff.seen.clone();
         let connector = tokio_rustls::TlsConnector::from(cfg);

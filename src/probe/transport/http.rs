@@ -130,8 +130,14 @@ impl Session {
         let (mut sender, via_proxy) = match pooled {
             Some(s) => (s, false),
             None => {
-                self.connect(&key, &authority, req.tls.clone(), req.dial_timeout)
-                    .await?
+                self.connect(
+                    &key,
+                    &authority,
+                    req.tls.clone(),
+                    req.dial_timeout,
+                    req.tls_timeout,
+                )
+                .await?
             }
         };
 
@@ -249,6 +255,7 @@ impl Session {
         authority: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
         dial_timeout: Option<Duration>,
+        tls_timeout: Option<Duration>,
     ) -> Result<(Sender, bool), TransportError> {
         let (tcp, via_proxy) = self.open_tcp(key, authority, dial_timeout).await?;
 
@@ -258,7 +265,10 @@ impl Session {
                 let cfg = tls.ok_or_else(|| {
                     TransportError::InvalidUrl("https URL without a TLS configuration".into())
                 })?;
-                Box::new(self.tls_handshake(tcp, &key.host, authority, cfg).await?)
+                Box::new(
+                    self.tls_handshake(tcp, &key.host, authority, cfg, tls_timeout)
+                        .await?,
+                )
             }
         };
         let wait = self.budget(self.transport.timeouts.response_header, Phase::Challenge)?;

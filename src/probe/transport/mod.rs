@@ -198,6 +198,10 @@ pub struct Request {
     /// [`Timeouts::dial`]; `Some(ZERO)` means no dial limit (Go's `net.Dialer` rule), so only
     /// the probe's deadline bounds it.
     pub dial_timeout: Option<Duration>,
+    /// TLS handshake budget for a new connection of this request, replacing
+    /// [`Timeouts::tls`] (still bounded by the probe's deadline). See
+    /// [`Session::fallback_tls_budget`].
+    pub tls_timeout: Option<Duration>,
 }
 
 impl Request {
@@ -211,6 +215,7 @@ impl Request {
             tls,
             body_cap: ERROR_BODY_CAP,
             dial_timeout: None,
+            tls_timeout: None,
         }
     }
 }
@@ -312,6 +317,16 @@ impl Session {
 
     /// `limit` cut to the time left before the deadline, or the deadline error at `phase`
     /// when no time is left.
+    /// The TLS budget of a host containerd falls back to plain HTTP for: containerd's
+    /// `TLSHandshakeTimeout` (10 s, `core/remotes/docker/registry.go` `DefaultHTTPTransport`;
+    /// [`Timeouts::tls`] here), but at most half of what is left of the probe's deadline, so that
+    /// a server that accepts TCP and never speaks TLS still leaves time for the plain-HTTP
+    /// attempt `httpFallback` makes after "TLS handshake timeout" (containerd's pull has no
+    /// overall deadline; regprobe's `--timeout` does).
+    pub fn fallback_tls_budget(&self) -> Duration {
+        self.transport.timeouts.tls.min(self.remaining() / 2)
+    }
+
     fn budget(&self, limit: Duration, phase: Phase) -> Result<Duration, TransportError> {
         let left = self.remaining();
         if left.is_zero() {

@@ -21,6 +21,14 @@ pub fn secret_step(s: &SecretInfo) -> Step {
         .with_evidence([format!(
             "{from}; kubelet then has no node credentials (pod secrets still work)"
         )]),
+        Some(e) if s.skipped => Step::new(
+            StepKind::Secret,
+            Mark::Warn,
+            format!("{}: kubelet skips it: {e}", s.id),
+        )
+        .with_evidence([format!(
+            "{from}; the pull goes on with the other secrets, or anonymously"
+        )]),
         Some(e) => Step::new(
             StepKind::Secret,
             Mark::Fail,

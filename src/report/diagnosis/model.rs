@@ -169,6 +169,10 @@ pub struct SecretInfo {
     /// Why kubelet would reject it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// kubelet skips it (wrong type, no key, empty value: `MakeDockerKeyring`) rather than
+    /// failing the pod's pulls ([`crate::secrets::SecretError::kubelet_skips`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// Its entries.
     pub keys: Vec<KeyInfo>,
     /// What kubelet ignores in it (`credsStore`, unusable keys, duplicates).
@@ -216,6 +220,11 @@ impl SecretInfo {
             ),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
+        let skipped = secret
+            .entries
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.kubelet_skips());
         SecretInfo {
             id: secret.id.clone(),
             path: secret.path.display().to_string(),
@@ -229,6 +238,7 @@ impl SecretInfo {
             node: secret.kind == SecretKind::NodeConfig
                 || secret.id == crate::secrets::keyring::NODE_SECRET_ID,
             error,
+            skipped,
             keys,
             warnings: secret.warnings.clone(),
             seconds,

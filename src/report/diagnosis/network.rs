@@ -244,11 +244,7 @@ pub(crate) fn tls_step(r: &ProbeResult, fail: bool) -> Step {
             Note::HttpFallback { host, .. } => host.as_str(),
             _ => "the registry",
         };
-        let why = if note.is_plain_http_reply() {
-            "answered the TLS handshake in plain HTTP"
-        } else {
-            "refused HTTPS"
-        };
+        let why = fallback_why(note);
         return Step::new(
             StepKind::Tls,
             Mark::Skip,
@@ -266,4 +262,34 @@ pub(crate) fn tls_step(r: &ProbeResult, fail: bool) -> Step {
         );
     }
     Step::new(StepKind::Tls, Mark::Skip, "no TLS handshake was made")
+}
+
+/// Why the HTTPS attempt of a [`Note::HttpFallback`] failed, in words that say what happened:
+/// a plain-HTTP reply, a TLS handshake that timed out, a refused or timed-out connection.
+fn fallback_why(note: &Note) -> String {
+    use crate::probe::failure::{ConnectFailure, TlsFailure};
+    use crate::probe::transport::TransportError as T;
+    let Note::HttpFallback { error, .. } = note else {
+        return "failed over HTTPS".to_string();
+    };
+    match error {
+        T::Tls {
+            kind: TlsFailure::PlainHttp,
+            ..
+        } => "answered the TLS handshake in plain HTTP".to_string(),
+        T::Tls {
+            kind: TlsFailure::Timeout,
+            ..
+        } => "accepted TCP but did not complete the TLS handshake in time (TLS handshake timeout)"
+            .to_string(),
+        T::Connect {
+            kind: ConnectFailure::Refused,
+            ..
+        } => "refused the HTTPS connection".to_string(),
+        T::Connect {
+            kind: ConnectFailure::Timeout,
+            ..
+        } => "did not accept the HTTPS connection in time".to_string(),
+        other => format!("failed over HTTPS ({other})"),
+    }
 }
