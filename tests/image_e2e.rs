@@ -101,6 +101,7 @@ fn the_image_is_the_documented_scratch_image() {
     assert_eq!(config["architecture"], "amd64");
     let c = &config["config"];
     assert_eq!(c["User"], "65532:65532");
+    assert_eq!(c["Env"], serde_json::json!(["PATH=/usr/local/bin:/usr/bin:/bin"]));
     assert_eq!(c["Entrypoint"], serde_json::json!([BIN]));
     assert_eq!(c["Cmd"], serde_json::json!(["serve"]));
     let labels = &c["Labels"];
