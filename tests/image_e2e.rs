@@ -101,7 +101,10 @@ fn the_image_is_the_documented_scratch_image() {
     assert_eq!(config["architecture"], "amd64");
     let c = &config["config"];
     assert_eq!(c["User"], "65532:65532");
-    assert_eq!(c["Env"], serde_json::json!(["PATH=/usr/local/bin:/usr/bin:/bin"]));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["PATH=/usr/local/bin:/usr/bin:/bin"])
+    );
     assert_eq!(c["Entrypoint"], serde_json::json!([BIN]));
     assert_eq!(c["Cmd"], serde_json::json!(["serve"]));
     let labels = &c["Labels"];
@@ -274,4 +277,117 @@ fn containerd_pulls_and_runs_the_image_and_check_agrees() {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The image's filesystem alone, unpacked into an empty directory and entered with `chroot` as
+/// uid 65532: no `/dev`, no `/proc`, no libc, no NSS files; only the `/etc/resolv.conf` kubelet
+/// always mounts. The static binary starts, `check` reaches the registry, and `serve` answers
+/// `/metrics` with the build's revision (`getrandom` uses the syscall, not `/dev/urandom`).
+#[test]
+fn the_static_binary_runs_in_an_empty_root() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "chroot needs root (as CI runs .ci/run)"
+    );
+    let (layout, digest) = image();
+    let manifest = read_json(&blob(layout, digest));
+    let config = read_json(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    let revision = config["config"]["Labels"]["org.opencontainers.image.revision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("tar")
+        .arg("-xzf")
+        .arg(blob(
+            layout,
+            manifest["layers"][0]["digest"].as_str().unwrap(),
+        ))
+        .arg("-C")
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        root.path().join("etc/resolv.conf"),
+        "nameserver 127.0.0.1\n",
+    )
+    .unwrap();
+    let reg = Registry::start(RegistryOptions::htpasswd(&[(USER, PW)]));
+    std::fs::write(
+        root.path().join("etc/secret.json"),
+        support::dockerconfigjson(&[(reg.host(), USER, PW)]),
+    )
+    .unwrap();
+    set_mode(root.path(), 0o755);
+    set_mode(&root.path().join("etc/secret.json"), 0o644);
+    let chroot = |args: &[&str]| {
+        let mut cmd = Command::new("/usr/sbin/chroot");
+        cmd.arg("--userspec=65532:65532")
+            .arg(root.path())
+            .arg(BIN)
+            .args(args)
+            .env_clear();
+        cmd
+    };
+
+    let out = chroot(&["--version"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("regprobe {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = chroot(&[
+        "check",
+        "--no-default-paths",
+        "--timeout",
+        "5s",
+        "--secret",
+        "/etc/secret.json",
+        "--registry",
+        &reg.host(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = root.path().join("serve.log");
+    let mut serve = support::process::ChildProcess::spawn(
+        "regprobe serve (chroot)",
+        chroot(&[
+            "serve",
+            "--no-default-paths",
+            "--secret",
+            "/etc/secret.json",
+            "--listen",
+            &listen,
+        ]),
+        &log,
+    );
+    serve
+        .wait_for_tcp(support::loopback(port), std::time::Duration::from_secs(10))
+        .unwrap();
+    let metrics = support::http::request(support::loopback(port), "GET", "/metrics", &[], b"")
+        .expect("GET /metrics")
+        .text();
+    assert!(
+        metrics.contains(&format!(
+            "regprobe_build_info{{version=\"{}\",revision=\"{revision}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    serve.kill();
+    assert!(!serve.logs().contains("panicked"), "{}", serve.logs());
 }
