@@ -33,6 +33,15 @@
 //! The protocol behaviour follows `docs/containerd-kubelet.md` (containerd 2.x, kubelet); names of
 //! reasons, classes, metrics and flags follow `docs/metrics.md`.
 
+/// The source revision this binary was built from (label `revision` of `regprobe_build_info`):
+/// the `REGPROBE_REVISION` environment variable at compile time (`.ci/image` and
+/// `deploy/Containerfile` set the git commit), else `"unknown"`. No build script and no git at
+/// build time: a build from a source archive works the same.
+pub const REVISION: &str = match option_env!("REGPROBE_REVISION") {
+    Some(r) if !r.is_empty() => r,
+    _ => "unknown",
+};
+
 pub mod cli;
 pub mod clock;
 mod golang;

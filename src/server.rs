@@ -90,7 +90,7 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = report::encode(&state.store);
+    let body = report::encode_served(&state.store);
     ([(header::CONTENT_TYPE, report::CONTENT_TYPE)], body).into_response()
 }
 
@@ -179,7 +179,12 @@ mod tests {
         assert_eq!(ct.as_deref(), Some(report::CONTENT_TYPE));
         assert!(body.ends_with("# EOF\n"));
         assert!(body.contains(r#"regprobe_failure_reason{registry="quay.io",secret="pull",reason="unauthorized",class="credential"} 1"#));
-        assert!(body.contains(r#"regprobe_build_info{version="1.0.0-test"} 1"#));
+        assert!(body.contains(&format!(
+            r#"regprobe_build_info{{version="1.0.0-test",revision="{}"}} 1"#,
+            crate::REVISION
+        )));
+        // The served exposition carries the process metrics too.
+        assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
     }
 
     #[tokio::test]

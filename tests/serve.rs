@@ -187,6 +187,25 @@ fn serve_exposes_the_contract_metrics_and_leaks_nothing() {
         sample(&samples, "regprobe_build_info", &[])[0]["value"],
         1.0
     );
+    // The standard process metrics of the daemon itself (docs/metrics.md §4.2), read from its
+    // /proc/self at this scrape.
+    let value = |name: &str| -> f64 {
+        let found = sample(&samples, name, &[]);
+        assert_eq!(found.len(), 1, "one {name} sample");
+        found[0]["value"].as_f64().unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 1e5);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    assert!(value("process_threads") >= 1.0);
+    let started = value("process_start_time_seconds");
+    let now = support::unix_now() as f64;
+    assert!(
+        started <= now + 1.0 && started >= now - 300.0,
+        "start {started}, now {now}"
+    );
 
     // Reload: the stale secret is removed; its series disappear.
     std::fs::remove_dir_all(s.join("stale")).unwrap();

@@ -38,6 +38,20 @@ pub fn encode(store: &Store) -> String {
     encode_with(Box::new(ReaderCollector(store.reader())), capacity)
 }
 
+/// What `GET /metrics` serves: [`encode`] plus the standard process metrics
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...: [`process`]), read from
+/// `/proc/self` at this scrape.
+pub fn encode_served(store: &Store) -> String {
+    let capacity = store.with_view(|view| estimated_size(&Facts::of_view(view))) + 2048;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ReaderCollector(store.reader())));
+    registry.register_collector(Box::new(process::ProcessCollector));
+    let mut out = String::with_capacity(capacity);
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("encoding metrics into a String");
+    out
+}
+
 /// Renders a snapshot (see [`encode`]).
 pub fn encode_snapshot(snapshot: Snapshot) -> String {
     let capacity = estimated_size(&Facts::of_snapshot(&snapshot));
@@ -463,8 +477,11 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
     gauge(
         enc,
         "regprobe_build_info",
-        "regprobe build information: value 1, labelled with the version.",
-        [([("version", snap.version)], 1i64)],
+        "regprobe build information: value 1, labelled with the version and the source revision.",
+        [(
+            [("version", snap.version), ("revision", crate::REVISION)],
+            1i64,
+        )],
     )?;
     unlabelled_gauge(
         enc,
@@ -505,5 +522,6 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
     Ok(())
 }
 
+pub mod process;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,6 @@ pub mod status;
 pub mod store;
 pub mod text;
 
-pub use metrics::{encode, StoreCollector, CONTENT_TYPE};
+pub use metrics::{encode, encode_served, StoreCollector, CONTENT_TYPE};
 pub use status::status_json;
 pub use store::{ProbeKey, Snapshot, Store, NO_SECRET};

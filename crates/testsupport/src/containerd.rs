@@ -97,6 +97,21 @@ pub const DISABLED_PLUGINS: &[&str] = &[
     "io.containerd.grpc.v1.tasks",
 ];
 
+/// Plugins disabled by [`Containerd::start_with_tasks`]: as [`DISABLED_PLUGINS`], but the task
+/// service, the runtimes (1.6's task service refuses to load without the v1 `linux` runtime
+/// plugin, though containers run on v2: `containerd-shim-runc-v2` with Debian's `runc`) and the
+/// cgroup monitor stay, so `ctr run` can start containers (on the `native` snapshotter).
+pub const TASK_DISABLED_PLUGINS: &[&str] = &[
+    "io.containerd.grpc.v1.cri",
+    "io.containerd.internal.v1.opt",
+    "io.containerd.internal.v1.restart",
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.overlayfs",
+    "io.containerd.snapshotter.v1.zfs",
+];
+
 /// A running containerd 1.6 with a private config and state. Killed, and its temp dir removed,
 /// on `Drop`.
 pub struct Containerd {
@@ -356,6 +371,18 @@ impl Containerd {
     /// Starts containerd with a private config in a temp dir and waits (at most
     /// [`START_TIMEOUT`]) until `ctr version` answers. Panics with containerd's log otherwise.
     pub fn start() -> Containerd {
+        Containerd::start_with(DISABLED_PLUGINS)
+    }
+
+    /// [`Containerd::start`] with tasks and the runc v2 runtime enabled
+    /// ([`TASK_DISABLED_PLUGINS`]), for `ctr run` ([`Containerd::run_container`]). The shim
+    /// keeps its socket in `/run/containerd/s/` (1.6 `runtime/v2/shim` `SocketAddress`: not
+    /// configurable) and removes it with the container; the empty directory stays.
+    pub fn start_with_tasks() -> Containerd {
+        Containerd::start_with(TASK_DISABLED_PLUGINS)
+    }
+
+    fn start_with(disabled: &[&str]) -> Containerd {
         for bin in [CONTAINERD_BIN, CTR_BIN] {
             assert!(
                 Path::new(bin).exists(),
@@ -380,7 +407,7 @@ impl Containerd {
             socket.display()
         );
         let config = dir.path().join("config.toml");
-        std::fs::write(&config, config_toml(dir.path())).unwrap();
+        std::fs::write(&config, config_toml(dir.path(), disabled)).unwrap();
         let mut cmd = Command::new(CONTAINERD_BIN);
         cmd.arg("--config")
             .arg(&config)
@@ -577,7 +604,7 @@ impl Containerd {
 }
 
 /// Kills and reaps a child still running when dropped (a panic while waiting).
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -593,9 +620,9 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
-fn config_toml(dir: &Path) -> String {
+fn config_toml(dir: &Path, disabled: &[&str]) -> String {
     let p = |name: &str| toml_str(dir.join(name).to_str().expect("utf-8 path"));
-    let disabled: Vec<String> = DISABLED_PLUGINS.iter().map(|s| toml_str(s)).collect();
+    let disabled: Vec<String> = disabled.iter().map(|s| toml_str(s)).collect();
     format!(
         "version = 2
 root = {root}

@@ -44,6 +44,9 @@ pub struct PushOptions {
     pub cert_dir: Option<PathBuf>,
     /// Manifest format the registry stores.
     pub format: ManifestFormat,
+    /// Push this OCI image layout's tag `latest` (e.g. the one `.ci/image` builds) instead of
+    /// the tiny test image.
+    pub layout: Option<PathBuf>,
 }
 
 /// What was pushed.
@@ -95,8 +98,14 @@ pub fn push_image_with(host: &str, repo_tag: &str, opts: &PushOptions) -> Pushed
         .prefix("regprobe-image-")
         .tempdir()
         .unwrap();
-    let layout = work.path().join("layout");
-    write_oci_layout(&layout);
+    let layout = match &opts.layout {
+        Some(dir) => dir.clone(),
+        None => {
+            let layout = work.path().join("layout");
+            write_oci_layout(&layout);
+            layout
+        }
+    };
     let digest_file = work.path().join("digest");
     let reference = format!("{host}/{repository}:{tag}");
 

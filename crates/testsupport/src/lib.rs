@@ -35,6 +35,7 @@
 pub mod certs;
 pub mod cli;
 pub mod containerd;
+pub mod containerd_run;
 pub mod dns;
 pub mod fake;
 pub mod fakes;

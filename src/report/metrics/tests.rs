@@ -341,7 +341,10 @@ fn every_family_has_help_and_type_and_the_output_ends_with_eof() {
     assert_eq!(text.matches("# TYPE ").count(), families.len());
     assert_eq!(
         samples(&text, "regprobe_build_info"),
-        vec![r#"regprobe_build_info{version="0.1.0"} 1"#]
+        vec![format!(
+            r#"regprobe_build_info{{version="0.1.0",revision="{}"}} 1"#,
+            crate::REVISION
+        )]
     );
     assert_eq!(
         samples(&text, "regprobe_config_last_reload_successful"),
