@@ -335,6 +335,9 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
         for s in &plan.skipped {
             eprintln!("  skipped {} in secret {}: {}", s.registry, s.secret, s.why);
         }
+        for w in &loaded.warnings {
+            eprintln!("  {w}");
+        }
         return ExitCode::Config;
     }
     let env = match resolved.probe_env() {

@@ -28,7 +28,7 @@ pub enum SecretError {
         limit: u64,
     },
     /// The file or Secret value is empty (kubelet silently ignores an empty pull secret).
-    #[error("empty: no JSON content (kubelet ignores an empty pull secret)")]
+    #[error("the file is empty")]
     Empty,
     /// The content is not valid JSON, or (for a JSON Secret manifest) not of the expected shape.
     #[error("invalid JSON at line {line}, column {column} ({})", category_text(*.category))]
