@@ -7,6 +7,7 @@
 pub mod advice;
 pub mod check;
 pub mod diagnosis;
+pub mod exposition;
 pub mod metrics;
 pub mod status;
 pub mod store;

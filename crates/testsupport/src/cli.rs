@@ -78,9 +78,17 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    /// `GET /metrics`, or `""`.
+    /// `GET /metrics` as Prometheus scrapes it (OpenMetrics asked for), or `""`.
     pub fn metrics(&self) -> String {
-        self.get("/metrics")
+        crate::http::request(
+            self.addr,
+            "GET",
+            "/metrics",
+            &[crate::http::ACCEPT_OPENMETRICS],
+            b"",
+        )
+        .map(|r| r.text())
+        .unwrap_or_default()
     }
 }
 
