@@ -500,6 +500,23 @@ impl Scheduler {
         for r in &plan.invalid {
             keep.push(ProbeKey::of(r));
         }
+        if keep.is_empty() {
+            let p = &self.inputs.paths;
+            let paths = |v: &[std::path::PathBuf]| {
+                v.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            tracing::warn!(
+                secrets_dirs = %paths(&p.secrets_dirs),
+                secret_files = %paths(&p.secret_files),
+                node_config = %p.node_config.as_deref().map(|n| n.display().to_string()).unwrap_or_default(),
+                default_paths = p.default_paths,
+                "nothing to probe: the inputs hold no pull secret, node config.json or image \
+                 (regprobe_configured_probes is 0; mount secrets at DIR/<name>/.dockerconfigjson)"
+            );
+        }
         self.store.set_inputs(&plan.secrets, &keep);
         for r in plan.invalid {
             let previous = self.store.latest_for(&ProbeKey::of(&r));

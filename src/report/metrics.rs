@@ -94,6 +94,7 @@ struct Facts<'a> {
     secrets: Vec<(&'a str, bool)>,
     reload_ok: bool,
     reload_success_at: Option<f64>,
+    configured_probes: Option<usize>,
 }
 
 impl<'a> Facts<'a> {
@@ -108,6 +109,7 @@ impl<'a> Facts<'a> {
                 .collect(),
             reload_ok: view.reload_ok,
             reload_success_at: view.reload_success_at,
+            configured_probes: view.configured_probes,
         }
     }
 
@@ -122,6 +124,7 @@ impl<'a> Facts<'a> {
                 .collect(),
             reload_ok: snap.reload_ok,
             reload_success_at: snap.reload_success_at,
+            configured_probes: snap.configured_probes,
         }
     }
 }
@@ -455,6 +458,12 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         "regprobe_config_last_reload_success_timestamp_seconds",
         "Unix time of the last successful load or reload of secrets and host configuration.",
         snap.reload_success_at.and_then(finite),
+    )?;
+    unlabelled_gauge(
+        enc,
+        "regprobe_configured_probes",
+        "Probes the current inputs configure (credential and image probes, invalid secrets included); 0 when the DaemonSet probes nothing.",
+        snap.configured_probes.map(|n| n as i64),
     )?;
     Ok(())
 }

@@ -111,6 +111,9 @@ pub struct Snapshot {
     pub reload_ok: bool,
     /// Unix time of the last successful (re)load, if any.
     pub reload_success_at: Option<f64>,
+    /// Probes the current inputs configure (`regprobe_configured_probes`): every key kept by
+    /// the last [`Store::set_inputs`], invalid secrets included; `None` before the first.
+    pub configured_probes: Option<usize>,
 }
 
 /// A consistent, borrowed view of the store, valid while its read lock is held
@@ -128,6 +131,9 @@ pub struct View<'a> {
     pub reload_ok: bool,
     /// Unix time of the last successful (re)load, if any.
     pub reload_success_at: Option<f64>,
+    /// Probes the current inputs configure (`regprobe_configured_probes`): every key kept by
+    /// the last [`Store::set_inputs`], invalid secrets included; `None` before the first.
+    pub configured_probes: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +179,7 @@ impl Shared {
             secrets: &inner.secrets,
             reload_ok: inner.reload_ok,
             reload_success_at: inner.reload_success_at,
+            configured_probes: inner.keep.as_ref().map(BTreeSet::len),
         })
     }
 }
@@ -350,6 +357,7 @@ impl Store {
                 .map(|(id, valid)| (id.clone(), *valid))
                 .collect(),
             reload_ok: inner.reload_ok,
+            configured_probes: inner.keep.as_ref().map(BTreeSet::len),
             reload_success_at: inner.reload_success_at,
         }
     }
