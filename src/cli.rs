@@ -23,10 +23,11 @@ use crate::probe::transport::ResolveOverride;
 use crate::probe::ProbeResult;
 use crate::report::check::{credentials_json, diagnose_images, images_json, CheckInputs};
 use crate::report::diagnosis::{diagnose_credential, Context};
+use crate::report::progress::Progress;
 use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
 };
-use crate::run::{log_result, run_plan, run_planned};
+use crate::run::{log_result, run_plan, run_planned, spawn_plan};
 
 /// Writes to standard output; a closed pipe (`regprobe check … | head -3`) ends the output
 /// quietly (nothing more is written, the exit status stays the verdict's) instead of the panic
@@ -345,16 +346,17 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
         Err(e) => return config_error(e),
     };
     let started = Instant::now();
-    let results = run_plan(&env, &plan, resolved.concurrency).await;
+    let style = style_of(args);
+    let text = args.output == Output::Text;
+    let (results, walks) = stream_credentials(
+        &env,
+        &plan,
+        inputs,
+        resolved.concurrency,
+        text.then_some(style),
+    )
+    .await;
     tracing::debug!(elapsed = ?started.elapsed(), probes = results.len(), "check finished");
-    for r in &results {
-        log_result(r);
-    }
-    let ctx = Context::default();
-    let walks: Vec<_> = results
-        .iter()
-        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &ctx))
-        .collect();
     let failed = results.iter().any(|r| !r.success);
     match args.output {
         Output::Json => {
@@ -364,10 +366,6 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             outln!("{}", credentials_json(&results, walks));
         }
         Output::Text => {
-            let style = style_of(args);
-            for (r, w) in results.iter().zip(&walks) {
-                outln!("{}", render_walk(r, w, style));
-            }
             let mut warnings = loaded.warnings.clone();
             warnings.extend(plan.warnings.iter().cloned());
             out!(
@@ -387,6 +385,83 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
     } else {
         ExitCode::Ok
     }
+}
+
+/// Runs `plan`'s credential probes and, with `print` (text output), prints each walk as soon
+/// as it is known *and* every probe listed before it is done: the order is the plan's
+/// (secrets that do not parse, then `--secrets-dir` secrets by id, `--secret` files as given,
+/// the node's config.json; within a secret its registry keys in order), so the output is the
+/// same from run to run, and a slow registry holds back only the results listed after it. On a
+/// terminal the progress line ([`Progress`]) names what is still running meanwhile. Returns
+/// the results and walks in that order.
+async fn stream_credentials(
+    env: &crate::probe::credential::ProbeEnv,
+    plan: &crate::plan::Plan,
+    inputs: &CheckInputs,
+    concurrency: usize,
+    print: Option<Style>,
+) -> (Vec<ProbeResult>, Vec<crate::report::diagnosis::Walk>) {
+    use crate::run::Event;
+    let n = plan.invalid.len() + plan.targets.len();
+    let label = |i: usize| match i.checked_sub(plan.invalid.len()) {
+        Some(j) => format!(
+            "{} secret={}",
+            plan.targets[j].registry, plan.targets[j].secret
+        ),
+        None => format!(
+            "(secret) secret={}",
+            plan.invalid[i].secret.as_deref().unwrap_or("")
+        ),
+    };
+    let ctx = Context::default();
+    let mut progress = Progress::for_terminal(crate::report::width::columns());
+    let mut events = spawn_plan(env, plan, concurrency);
+    let mut done: Vec<Option<ProbeResult>> = vec![None; n];
+    let mut running: std::collections::BTreeMap<usize, Instant> = Default::default();
+    let mut next = 0;
+    let (mut results, mut walks) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut tick = tokio::time::interval(crate::report::progress::TICK);
+    let mut emit = |r: ProbeResult, progress: &mut Progress| {
+        log_result(&r);
+        let w = diagnose_credential(inputs.info(r.secret.as_deref()), &r, &ctx);
+        if let Some(style) = print {
+            progress.clear();
+            outln!("{}", render_walk(&r, &w, style));
+        }
+        results.push(r);
+        walks.push(w);
+    };
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => break,
+                Some(Event::Started(i)) => {
+                    running.insert(i, Instant::now());
+                }
+                Some(Event::Finished(i, r)) => {
+                    running.remove(&i);
+                    done[i] = Some(*r);
+                    while next < n {
+                        let Some(r) = done[next].take() else { break };
+                        emit(r, &mut progress);
+                        next += 1;
+                    }
+                }
+            },
+            _ = tick.tick(), if progress.enabled() => {
+                let now = Instant::now();
+                let shown: Vec<(String, std::time::Duration)> =
+                    running.iter().map(|(i, t)| (label(*i), now - *t)).collect();
+                progress.draw(&shown);
+            }
+        }
+    }
+    // A probe task that failed left a gap: what follows it is printed now.
+    for r in done.into_iter().skip(next).flatten() {
+        emit(r, &mut progress);
+    }
+    progress.clear();
+    (results, walks)
 }
 
 /// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
