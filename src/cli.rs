@@ -25,7 +25,8 @@ use crate::report::check::{credentials_json, diagnose_images, images_json, Check
 use crate::report::diagnosis::{diagnose_credential, Context};
 use crate::report::progress::Progress;
 use crate::report::text::{
-    probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
+    probes_summary, render_footer, render_image_diagnosis, render_image_short, render_short,
+    render_walk, Style,
 };
 use crate::run::{log_result, run_plan, run_planned, spawn_plan};
 
@@ -108,7 +109,8 @@ pub enum Command {
     Check(CheckArgs),
 }
 
-const CHECK_EXAMPLES: &str = "Walks the steps kubelet and containerd take to pull (secret parsed, keys, keys matching \
+const CHECK_EXAMPLES: &str =
+    "Walks the steps kubelet and containerd take to pull (secret parsed, keys, keys matching \
 the image, DNS, TCP, TLS, /v2/ challenge, token, authenticated /v2/, manifest HEAD), marks each \
 one, and ends with a verdict: the class (credential, permission, network, registry, config) and \
 what to do. Exit status: 0 all ok (every image pullable), 1 something failed, 2 bad input.
@@ -119,15 +121,19 @@ Examples:
   kubectl -n team get secret regcred -o yaml > regcred.yaml
   regprobe check --pod-spec pod.yaml --secret regcred.yaml
   # one image, as written in the pod spec, with a secret from the cluster on standard input
-  kubectl -n team get secret regcred -o yaml | regprobe check --secret - --image registry.example.com/team/app:1.4
+  kubectl -n team get secret regcred -o yaml \\
+    | regprobe check --secret - --image registry.example.com/team/app:1.4
   # a secret you are about to create: is the password right?
   kubectl create secret docker-registry regcred --docker-server=registry.example.com \\
-    --docker-username=ci-bot --docker-password=\"$PW\" --dry-run=client -o yaml | regprobe check --secret -
+    --docker-username=ci-bot --docker-password=\"$PW\" --dry-run=client -o yaml \\
+    | regprobe check --secret -
   # every secret mounted in the DaemonSet, and the node's kubelet config.json
   kubectl -n regprobe exec ds/regprobe -- regprobe check
   # only one registry, as JSON; every HTTP exchange (credentials redacted)
   regprobe check --secret regcred.yaml --registry registry.example.com --output json
   regprobe check --secret regcred.yaml --image registry.example.com/team/app:1.4 -v
+  # many secrets: one line each
+  regprobe check --secrets-dir /etc/regprobe/secrets --output short
   # a registry name that DNS does not know yet
   regprobe check --secret regcred.yaml --resolve registry.example.com:443:10.1.2.3";
 
@@ -233,6 +239,9 @@ pub enum Output {
     Text,
     /// The contract's JSON object `{"probes": [...]}`.
     Json,
+    /// One line per credential (or image): the mark, what was probed and the verdict, cut
+    /// to the terminal width; for many secrets.
+    Short,
 }
 
 /// Longest `--timeout` accepted: one hour (a probe that needs longer is a hung peer).
@@ -318,6 +327,7 @@ fn style_of(args: &CheckArgs) -> Style {
     Style {
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         verbose: args.verbose,
+        width: crate::report::width::columns(),
     }
 }
 
@@ -347,15 +357,9 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
     };
     let started = Instant::now();
     let style = style_of(args);
-    let text = args.output == Output::Text;
-    let (results, walks) = stream_credentials(
-        &env,
-        &plan,
-        inputs,
-        resolved.concurrency,
-        text.then_some(style),
-    )
-    .await;
+    let print = (args.output != Output::Json).then_some((style, args.output));
+    let (results, walks) =
+        stream_credentials(&env, &plan, inputs, resolved.concurrency, print).await;
     tracing::debug!(elapsed = ?started.elapsed(), probes = results.len(), "check finished");
     let failed = results.iter().any(|r| !r.success);
     match args.output {
@@ -365,7 +369,7 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             }
             outln!("{}", credentials_json(&results, walks));
         }
-        Output::Text => {
+        Output::Text | Output::Short => {
             let mut warnings = loaded.warnings.clone();
             warnings.extend(plan.warnings.iter().cloned());
             out!(
@@ -399,7 +403,7 @@ async fn stream_credentials(
     plan: &crate::plan::Plan,
     inputs: &CheckInputs,
     concurrency: usize,
-    print: Option<Style>,
+    print: Option<(Style, Output)>,
 ) -> (Vec<ProbeResult>, Vec<crate::report::diagnosis::Walk>) {
     use crate::run::Event;
     let n = plan.invalid.len() + plan.targets.len();
@@ -424,9 +428,13 @@ async fn stream_credentials(
     let mut emit = |r: ProbeResult, progress: &mut Progress| {
         log_result(&r);
         let w = diagnose_credential(inputs.info(r.secret.as_deref()), &r, &ctx);
-        if let Some(style) = print {
+        if let Some((style, output)) = print {
             progress.clear();
-            outln!("{}", render_walk(&r, &w, style));
+            if output == Output::Short {
+                outln!("{}", render_short(&r, &w, style));
+            } else {
+                outln!("{}", render_walk(&r, &w, style));
+            }
         }
         results.push(r);
         walks.push(w);
@@ -522,9 +530,13 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
                 images_json(inputs, &planned, &pulls, &diagnoses, &invalid)
             );
         }
-        Output::Text => {
+        Output::Text | Output::Short => {
             let style = style_of(args);
             for (d, rs) in diagnoses.iter().zip(&pulls) {
+                if args.output == Output::Short {
+                    outln!("{}", render_image_short(d, style));
+                    continue;
+                }
                 let refs: Vec<&ProbeResult> = rs.iter().collect();
                 outln!("{}", render_image_diagnosis(d, &refs, style));
             }

@@ -1,6 +1,6 @@
 //! `regprobe`: thin wiring of the library's commands. See the crate docs and the README.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use regprobe::cli::{self, Cli, Command, ExitCode, LogFormat};
 use regprobe::report::Store;
 use regprobe::scheduler::{self, Schedule};
@@ -22,7 +22,13 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `--help` wraps to the width `check` uses (COLUMNS, the terminal, else 100 columns).
+    let width = regprobe::report::width::columns();
+    let matches = Cli::command().term_width(width).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

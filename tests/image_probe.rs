@@ -351,6 +351,7 @@ fn credentials_are_tried_in_kubelet_order() {
 
     // The text output names the keys in order and the verdict.
     let out = Command::new(support::regprobe_bin())
+        .env("COLUMNS", "1000")
         .args([
             "check",
             "--no-default-paths",

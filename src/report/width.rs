@@ -71,28 +71,62 @@ pub fn cut(s: &str, width: usize) -> String {
 
 /// `text` wrapped at spaces to lines of at most `width` columns: the first line starts at
 /// column `first` (what precedes it on the line), the others are indented by `indent`
-/// spaces. A word longer than a line stays whole on its own line.
+/// spaces. A word longer than a whole line (a long path) is split where the line ends.
+/// Lines carry no trailing spaces.
 pub fn wrap(text: &str, width: usize, first: usize, indent: usize) -> String {
+    let room = width.saturating_sub(indent).max(10);
     let mut out = String::new();
     let mut col = first;
     let mut line_empty = true;
+    let newline = |out: &mut String, col: &mut usize, line_empty: &mut bool| {
+        let kept = out.trim_end_matches(' ').len();
+        out.truncate(kept);
+        out.push('\n');
+        out.push_str(&" ".repeat(indent));
+        *col = indent;
+        *line_empty = true;
+    };
     for word in text.split(' ') {
-        let w = display_width(word);
+        // A run of spaces (`a  b`) is kept, except where a line breaks.
+        if word.is_empty() && line_empty && col == indent && !out.is_empty() {
+            continue;
+        }
+        let mut word = word.to_string();
+        let mut w = display_width(&word);
         if !line_empty && col + 1 + w > width {
-            out.push('\n');
-            out.push_str(&" ".repeat(indent));
-            col = indent;
-            line_empty = true;
+            newline(&mut out, &mut col, &mut line_empty);
         }
         if !line_empty {
             out.push(' ');
             col += 1;
         }
-        out.push_str(word);
+        // Split a word that cannot fit on a line of its own.
+        while w > room && col + w > width {
+            let fits = width.saturating_sub(col).max(1);
+            let (head, tail) = split_at_width(&word, fits);
+            out.push_str(&head);
+            word = tail;
+            w = display_width(&word);
+            newline(&mut out, &mut col, &mut line_empty);
+        }
+        out.push_str(&word);
         col += w;
         line_empty = false;
     }
     out
+}
+
+/// `s` split after `width` display columns (at least one character in the head).
+fn split_at_width(s: &str, width: usize) -> (String, String) {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        let w = c.width().unwrap_or(0);
+        if used + w > width && i > 0 {
+            return (s[..i].to_string(), s[i..].to_string());
+        }
+        used += w;
+    }
+    (s.to_string(), String::new())
 }
 
 #[cfg(test)]
@@ -107,10 +141,13 @@ mod tests {
         );
         // Colour codes take no room.
         assert_eq!(display_width("\x1b[31mFAIL\x1b[0m"), 4);
+        // A word longer than a line is split where the line ends.
         assert_eq!(
-            wrap("a-very-long-word-that-does-not-fit x", 10, 0, 2),
-            "a-very-long-word-that-does-not-fit\n  x"
+            wrap("see /a/very/long/path/that/does/not/fit x", 14, 0, 2),
+            "see\n  /a/very/long\n  /path/that/d\n  oes/not/fit\n  x"
         );
+        // No trailing spaces where a double space breaks.
+        assert_eq!(wrap("aaaa  bbbb", 6, 0, 0), "aaaa\nbbbb");
     }
 
     #[test]
