@@ -360,7 +360,11 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
     let print = (args.output != Output::Json).then_some((style, args.output));
     let (results, walks) =
         stream_credentials(&env, &plan, inputs, resolved.concurrency, print).await;
-    tracing::debug!(elapsed = ?started.elapsed(), probes = results.len(), "check finished");
+    tracing::debug!(
+        elapsed_seconds = started.elapsed().as_secs_f64(),
+        probes = results.len(),
+        "check finished"
+    );
     let failed = results.iter().any(|r| !r.success);
     match args.output {
         Output::Json => {

@@ -9,8 +9,20 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+/// The log filter of `--log-level`, with the file watcher's library (`notify`) at `warn`
+/// unless the filter names it: at `info` it reports every watch it loses when a secret
+/// directory goes away, which regprobe handles (and logs) itself.
+fn log_filter(level: &str) -> EnvFilter {
+    let spec = if level.contains("notify") {
+        level.to_string()
+    } else {
+        format!("{level},notify=warn")
+    };
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,notify=warn"))
+}
+
 fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&cli.log_level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
@@ -79,8 +91,8 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
     };
     tracing::info!(
         listen = %args.listen,
-        interval = ?args.interval,
-        timeout = ?inputs.network.timeout,
+        interval = %humantime::format_duration(args.interval),
+        timeout = %humantime::format_duration(inputs.network.timeout),
         node = std::env::var("NODE_NAME").unwrap_or_default(),
         "regprobe serving"
     );

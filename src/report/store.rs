@@ -243,7 +243,7 @@ impl Store {
         if let Some(keep) = &inner.keep {
             if !keep.contains(&key) {
                 tracing::debug!(
-                    ?key,
+                    secret = key.secret(),
                     "dropping the result of a probe no longer in the inputs"
                 );
                 return;
