@@ -2,7 +2,7 @@
 //! output choice and exit status.
 //!
 //! Flags follow `docs/metrics.md` ("Inputs", "Commands"); flags added beyond the
-//! contract are documented in the README. Exit status of `check`: 0 when every probe
+//! contract are documented in `docs/check.md` ("What regprobe reads"). Exit status of `check`: 0 when every probe
 //! succeeded, 1 when any failed, 2 on a usage or configuration error ([`ExitCode`]).
 //!
 //! Flags become [`Inputs`] ([`InputArgs::to_inputs`]); reading is [`crate::inputs`], planning
