@@ -28,7 +28,7 @@ use crate::report::text::{
     probes_summary, render_footer, render_image_diagnosis, render_image_short, render_short,
     render_walk, Style,
 };
-use crate::run::{log_result, run_plan, run_planned, spawn_plan};
+use crate::run::{log_result, spawn_images, spawn_plan};
 
 /// Writes to standard output; a closed pipe (`regprobe check … | head -3`) ends the output
 /// quietly (nothing more is written, the exit status stays the verdict's) instead of the panic
@@ -476,6 +476,45 @@ async fn stream_credentials(
     (results, walks)
 }
 
+/// Waits for every probe of `events` (`n` of them), showing on a terminal the progress line of
+/// those still running (`label(i)` names probe `i`). Returns the results by index (`None` for
+/// a probe whose task failed).
+async fn collect_with_progress<T>(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::run::Event<T>>,
+    n: usize,
+    label: impl Fn(usize) -> String,
+) -> Vec<Option<T>> {
+    use crate::run::Event;
+    let mut progress = Progress::for_terminal(crate::report::width::columns());
+    let mut done: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut running: std::collections::BTreeMap<usize, Instant> = Default::default();
+    let mut tick = tokio::time::interval(crate::report::progress::TICK);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => break,
+                Some(Event::Started(i)) => {
+                    running.insert(i, Instant::now());
+                }
+                Some(Event::Finished(i, r)) => {
+                    running.remove(&i);
+                    if let Some(slot) = done.get_mut(i) {
+                        *slot = Some(*r);
+                    }
+                }
+            },
+            _ = tick.tick(), if progress.enabled() => {
+                let now = Instant::now();
+                let shown: Vec<(String, std::time::Duration)> =
+                    running.iter().map(|(i, t)| (label(*i), now - *t)).collect();
+                progress.draw(&shown);
+            }
+        }
+    }
+    progress.clear();
+    done
+}
+
 /// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
 /// from DNS to the manifest `HEAD` (the credential's `/v2/` handshake, then containerd's
 /// manifest request). Exit 0 when every image would pull and every secret given parses.
@@ -502,11 +541,35 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     };
     let concurrency = resolved.concurrency;
     // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
-    //    block.
-    let pulls = run_planned(&env, &planned, resolved.audit_all, concurrency).await;
+    //    block; on a terminal the progress line names the images still pulling.
+    let runnable: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].invalid.is_none())
+        .collect();
+    let plans: Vec<_> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
+    let events = spawn_images(&env, &plans, resolved.audit_all, concurrency);
+    let pulled = collect_with_progress(events, plans.len(), |k| {
+        format!("image {}", planned[runnable[k]].job.image)
+    })
+    .await;
+    let mut pulls: Vec<Vec<ProbeResult>> = vec![Vec::new(); planned.len()];
+    for (i, rs) in runnable.into_iter().zip(pulled) {
+        pulls[i] = rs.unwrap_or_default();
+    }
     // 2. the `/v2/` handshake of the credentials whose pull it tells more about.
     let follow = follow_ups(&planned, &pulls);
-    let creds = run_plan(&env, &follow.plan, concurrency).await;
+    let fp = &follow.plan;
+    let events = spawn_plan(&env, fp, concurrency);
+    let creds: Vec<ProbeResult> =
+        collect_with_progress(events, fp.invalid.len() + fp.targets.len(), |i| {
+            match i.checked_sub(fp.invalid.len()) {
+                Some(j) => format!("{} secret={}", fp.targets[j].registry, fp.targets[j].secret),
+                None => String::new(),
+            }
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     // 3. the diagnosis of each image.
     let diagnoses = diagnose_images(inputs, &planned, &pulls, &follow, &creds);
     // Every secret given that does not parse is a failed probe (contract), used or not.

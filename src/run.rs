@@ -34,14 +34,45 @@ pub async fn run_plan(env: &ProbeEnv, plan: &Plan, concurrency: usize) -> Vec<Pr
     results
 }
 
-/// What [`spawn_plan`] reports, by index in its order (the plan's invalid secrets first, then
-/// its targets).
+/// What [`spawn_plan`] and [`spawn_images`] report, by index in their order; `T` is what one
+/// probe gives (a credential probe's result, an image's attempts).
 #[derive(Debug)]
-pub enum Event {
+pub enum Event<T = ProbeResult> {
     /// Probe `index` took its concurrency slot and started.
     Started(usize),
     /// Probe `index` finished with this result.
-    Finished(usize, Box<ProbeResult>),
+    Finished(usize, Box<T>),
+}
+
+/// Starts kubelet's pull loop for every image plan, at most `concurrency` images at once,
+/// reporting each start and each image's results (in attempt order) as they happen; index `i`
+/// is `images[i]`. The channel closes when all are done.
+pub fn spawn_images(
+    env: &ProbeEnv,
+    images: &[ImagePlan],
+    audit_all: bool,
+    concurrency: usize,
+) -> tokio::sync::mpsc::UnboundedReceiver<Event<Vec<ProbeResult>>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    for (i, p) in images.iter().enumerate() {
+        let (env, p, sem, started) = (env.clone(), p.clone(), Arc::clone(&sem), tx.clone());
+        let task = tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let _ = started.send(Event::Started(i));
+            probe_image(&env, &p.attempts, &p.key_verdicts, audit_all).await
+        });
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match task.await {
+                Ok(r) => {
+                    let _ = tx.send(Event::Finished(i, Box::new(r)));
+                }
+                Err(e) => tracing::error!(error = %e, "an image probe task failed"),
+            }
+        });
+    }
+    rx
 }
 
 /// Starts every credential probe of `plan`, at most `concurrency` in flight, and reports each

@@ -138,3 +138,33 @@ fn piped_there_is_no_progress_line_and_json_stays_one_document() {
         .collect();
     assert_eq!(secrets, ["a-good", "b-stuck"]);
 }
+
+#[test]
+fn image_checks_show_the_images_still_pulling_on_a_terminal() {
+    let s = setup();
+    let image = format!("{}/team/app:1", s.stuck);
+    let mut a = args(&s);
+    a.extend(["--image".to_string(), image.clone()]);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PTY_RUN)
+        .arg(support::regprobe_bin())
+        .args(a)
+        .env("NO_COLOR", "1")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .output()
+        .expect("run python3");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{tty}");
+    let progress = tty
+        .find(&format!("running 1: image {image} "))
+        .unwrap_or_else(|| panic!("no progress line naming the image:\n{tty:?}"));
+    let verdict = tty
+        .find(&format!("image {image}\n"))
+        .or_else(|| tty.find(&format!("image {image}\r\n")))
+        .unwrap_or_else(|| panic!("no diagnosis of the image:\n{tty:?}"));
+    assert!(progress < verdict, "{tty:?}");
+}
