@@ -164,7 +164,26 @@ fn json_errors_give_the_real_line_and_column() {
     fs::write(&syntax, "{\n  \"auths\": {\n    \"x\": {,}\n  }\n}\n").unwrap();
     let cut = dir.path().join("cut.json");
     fs::write(&cut, "{\n  \"auths\": {\n    \"x\": {}\n\n").unwrap();
-    let run = check(&["--secret", p(&syntax), "--secret", p(&cut)]);
+    // In a manifest, the position counts in the value, and says so.
+    let manifest = dir.path().join("rc.yaml");
+    fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rc\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: |\n    {\"auths\": {\n      \"x\": {,}\n    }}\n",
+    )
+    .unwrap();
+    let run = check(&[
+        "--secret",
+        p(&syntax),
+        "--secret",
+        p(&cut),
+        "--secret",
+        p(&manifest),
+    ]);
+    assert!(
+        run.stdout.contains("rc: does not parse: in its .dockerconfigjson value (lines counted in the value, not in the file): invalid JSON at line 2, column 9 (syntax error)"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout
             .contains("syntax: does not parse: invalid JSON at line 3, column 11 (syntax error)"),

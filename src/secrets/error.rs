@@ -134,6 +134,15 @@ pub enum SecretError {
         /// `.dockerconfigjson` or `.dockercfg`.
         key: &'static str,
     },
+    /// The value of a Secret manifest's key does not parse: `error` (a [`SecretError::Json`])
+    /// counts its line and column in the decoded value, not in the manifest file.
+    #[error("in its {key} value (lines counted in the value, not in the file): {error}")]
+    InManifestValue {
+        /// `.dockerconfigjson` or `.dockercfg`.
+        key: &'static str,
+        /// The error in the value.
+        error: Box<SecretError>,
+    },
 }
 
 fn category_text(category: Category) -> &'static str {

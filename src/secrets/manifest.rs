@@ -91,11 +91,19 @@ pub fn secrets_from_manifest(
             let (entries, warnings) = match f.content {
                 Err(e) => (Err(e), Vec::new()),
                 Ok(bytes) => {
-                    let parsed = match f.kind {
-                        SecretKind::DockerCfg => parse_dockercfg(&bytes),
-                        _ => parse_dockerconfigjson(&bytes),
+                    let (parsed, key) = match f.kind {
+                        SecretKind::DockerCfg => (parse_dockercfg(&bytes), ".dockercfg"),
+                        _ => (parse_dockerconfigjson(&bytes), ".dockerconfigjson"),
                     };
-                    (parsed.entries, parsed.warnings)
+                    // A JSON position counts in the decoded value, not in the manifest file.
+                    let entries = parsed.entries.map_err(|e| match e {
+                        SecretError::Json { .. } => SecretError::InManifestValue {
+                            key,
+                            error: Box::new(e),
+                        },
+                        other => other,
+                    });
+                    (entries, parsed.warnings)
                 }
             };
             Secret {
