@@ -2,7 +2,7 @@
 //! output choice and exit status.
 //!
 //! Flags follow `docs/metrics.md` ("Inputs", "Commands"); flags added beyond the
-//! contract are documented in the README. Exit status of `check`: 0 when every probe
+//! contract are documented in `docs/check.md` ("What regprobe reads"). Exit status of `check`: 0 when every probe
 //! succeeded, 1 when any failed, 2 on a usage or configuration error ([`ExitCode`]).
 //!
 //! Flags become [`Inputs`] ([`InputArgs::to_inputs`]); reading is [`crate::inputs`], planning
@@ -23,10 +23,12 @@ use crate::probe::transport::ResolveOverride;
 use crate::probe::ProbeResult;
 use crate::report::check::{credentials_json, diagnose_images, images_json, CheckInputs};
 use crate::report::diagnosis::{diagnose_credential, Context};
+use crate::report::progress::Progress;
 use crate::report::text::{
-    probes_summary, render_footer, render_image_diagnosis, render_walk, Style,
+    probes_summary, render_footer, render_image_diagnosis, render_image_short, render_short,
+    render_walk, Style,
 };
-use crate::run::{log_result, run_plan, run_planned};
+use crate::run::{log_result, spawn_images, spawn_plan};
 
 /// Writes to standard output; a closed pipe (`regprobe check … | head -3`) ends the output
 /// quietly (nothing more is written, the exit status stays the verdict's) instead of the panic
@@ -107,7 +109,8 @@ pub enum Command {
     Check(CheckArgs),
 }
 
-const CHECK_EXAMPLES: &str = "Walks the steps kubelet and containerd take to pull (secret parsed, keys, keys matching \
+const CHECK_EXAMPLES: &str =
+    "Walks the steps kubelet and containerd take to pull (secret parsed, keys, keys matching \
 the image, DNS, TCP, TLS, /v2/ challenge, token, authenticated /v2/, manifest HEAD), marks each \
 one, and ends with a verdict: the class (credential, permission, network, registry, config) and \
 what to do. Exit status: 0 all ok (every image pullable), 1 something failed, 2 bad input.
@@ -118,15 +121,19 @@ Examples:
   kubectl -n team get secret regcred -o yaml > regcred.yaml
   regprobe check --pod-spec pod.yaml --secret regcred.yaml
   # one image, as written in the pod spec, with a secret from the cluster on standard input
-  kubectl -n team get secret regcred -o yaml | regprobe check --secret - --image registry.example.com/team/app:1.4
+  kubectl -n team get secret regcred -o yaml \\
+    | regprobe check --secret - --image registry.example.com/team/app:1.4
   # a secret you are about to create: is the password right?
   kubectl create secret docker-registry regcred --docker-server=registry.example.com \\
-    --docker-username=ci-bot --docker-password=\"$PW\" --dry-run=client -o yaml | regprobe check --secret -
+    --docker-username=ci-bot --docker-password=\"$PW\" --dry-run=client -o yaml \\
+    | regprobe check --secret -
   # every secret mounted in the DaemonSet, and the node's kubelet config.json
   kubectl -n regprobe exec ds/regprobe -- regprobe check
   # only one registry, as JSON; every HTTP exchange (credentials redacted)
   regprobe check --secret regcred.yaml --registry registry.example.com --output json
   regprobe check --secret regcred.yaml --image registry.example.com/team/app:1.4 -v
+  # many secrets: one line each
+  regprobe check --secrets-dir /etc/regprobe/secrets --output short
   # a registry name that DNS does not know yet
   regprobe check --secret regcred.yaml --resolve registry.example.com:443:10.1.2.3";
 
@@ -258,6 +265,9 @@ pub enum Output {
     Text,
     /// The contract's JSON object `{"probes": [...]}`.
     Json,
+    /// One line per credential (or image): the mark, what was probed and the verdict, cut
+    /// to the terminal width; for many secrets.
+    Short,
 }
 
 /// Longest `--timeout` accepted: one hour (a probe that needs longer is a hung peer).
@@ -348,6 +358,7 @@ fn style_of(args: &CheckArgs) -> Style {
     Style {
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         verbose: args.verbose,
+        width: crate::report::width::columns(),
     }
 }
 
@@ -378,16 +389,15 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
         Err(e) => return config_error(e),
     };
     let started = Instant::now();
-    let results = run_plan(&env, &plan, resolved.concurrency).await;
-    tracing::debug!(elapsed = ?started.elapsed(), probes = results.len(), "check finished");
-    for r in &results {
-        log_result(r);
-    }
-    let ctx = Context::default();
-    let walks: Vec<_> = results
-        .iter()
-        .map(|r| diagnose_credential(inputs.info(r.secret.as_deref()), r, &ctx))
-        .collect();
+    let style = style_of(args);
+    let print = (args.output != Output::Json).then_some((style, args.output));
+    let (results, walks) =
+        stream_credentials(&env, &plan, inputs, resolved.concurrency, print).await;
+    tracing::debug!(
+        elapsed_seconds = started.elapsed().as_secs_f64(),
+        probes = results.len(),
+        "check finished"
+    );
     let failed = results.iter().any(|r| !r.success);
     match args.output {
         Output::Json => {
@@ -396,11 +406,7 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
             }
             outln!("{}", credentials_json(&results, walks));
         }
-        Output::Text => {
-            let style = style_of(args);
-            for (r, w) in results.iter().zip(&walks) {
-                outln!("{}", render_walk(r, w, style));
-            }
+        Output::Text | Output::Short => {
             let mut warnings = loaded.warnings.clone();
             warnings.extend(plan.warnings.iter().cloned());
             out!(
@@ -420,6 +426,126 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
     } else {
         ExitCode::Ok
     }
+}
+
+/// Runs `plan`'s credential probes and, with `print` (text output), prints each walk as soon
+/// as it is known *and* every probe listed before it is done: the order is the plan's
+/// (secrets that do not parse, then `--secrets-dir` secrets by id, `--secret` files as given,
+/// the node's config.json; within a secret its registry keys in order), so the output is the
+/// same from run to run, and a slow registry holds back only the results listed after it. On a
+/// terminal the progress line ([`Progress`]) names what is still running meanwhile. Returns
+/// the results and walks in that order.
+async fn stream_credentials(
+    env: &crate::probe::credential::ProbeEnv,
+    plan: &crate::plan::Plan,
+    inputs: &CheckInputs,
+    concurrency: usize,
+    print: Option<(Style, Output)>,
+) -> (Vec<ProbeResult>, Vec<crate::report::diagnosis::Walk>) {
+    use crate::run::Event;
+    let n = plan.invalid.len() + plan.targets.len();
+    let label = |i: usize| match i.checked_sub(plan.invalid.len()) {
+        Some(j) => format!(
+            "{} secret={}",
+            plan.targets[j].registry, plan.targets[j].secret
+        ),
+        None => format!(
+            "(secret) secret={}",
+            plan.invalid[i].secret.as_deref().unwrap_or("")
+        ),
+    };
+    let ctx = Context::default();
+    let mut progress = Progress::for_terminal(crate::report::width::columns());
+    let mut events = spawn_plan(env, plan, concurrency);
+    let mut done: Vec<Option<ProbeResult>> = vec![None; n];
+    let mut running: std::collections::BTreeMap<usize, Instant> = Default::default();
+    let mut next = 0;
+    let (mut results, mut walks) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut tick = tokio::time::interval(crate::report::progress::TICK);
+    let mut emit = |r: ProbeResult, progress: &mut Progress| {
+        log_result(&r);
+        let w = diagnose_credential(inputs.info(r.secret.as_deref()), &r, &ctx);
+        if let Some((style, output)) = print {
+            progress.clear();
+            if output == Output::Short {
+                outln!("{}", render_short(&r, &w, style));
+            } else {
+                outln!("{}", render_walk(&r, &w, style));
+            }
+        }
+        results.push(r);
+        walks.push(w);
+    };
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => break,
+                Some(Event::Started(i)) => {
+                    running.insert(i, Instant::now());
+                }
+                Some(Event::Finished(i, r)) => {
+                    running.remove(&i);
+                    done[i] = Some(*r);
+                    while next < n {
+                        let Some(r) = done[next].take() else { break };
+                        emit(r, &mut progress);
+                        next += 1;
+                    }
+                }
+            },
+            _ = tick.tick(), if progress.enabled() => {
+                let now = Instant::now();
+                let shown: Vec<(String, std::time::Duration)> =
+                    running.iter().map(|(i, t)| (label(*i), now - *t)).collect();
+                progress.draw(&shown);
+            }
+        }
+    }
+    // A probe task that failed left a gap: what follows it is printed now.
+    for r in done.into_iter().skip(next).flatten() {
+        emit(r, &mut progress);
+    }
+    progress.clear();
+    (results, walks)
+}
+
+/// Waits for every probe of `events` (`n` of them), showing on a terminal the progress line of
+/// those still running (`label(i)` names probe `i`). Returns the results by index (`None` for
+/// a probe whose task failed).
+async fn collect_with_progress<T>(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::run::Event<T>>,
+    n: usize,
+    label: impl Fn(usize) -> String,
+) -> Vec<Option<T>> {
+    use crate::run::Event;
+    let mut progress = Progress::for_terminal(crate::report::width::columns());
+    let mut done: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut running: std::collections::BTreeMap<usize, Instant> = Default::default();
+    let mut tick = tokio::time::interval(crate::report::progress::TICK);
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => break,
+                Some(Event::Started(i)) => {
+                    running.insert(i, Instant::now());
+                }
+                Some(Event::Finished(i, r)) => {
+                    running.remove(&i);
+                    if let Some(slot) = done.get_mut(i) {
+                        *slot = Some(*r);
+                    }
+                }
+            },
+            _ = tick.tick(), if progress.enabled() => {
+                let now = Instant::now();
+                let shown: Vec<(String, std::time::Duration)> =
+                    running.iter().map(|(i, t)| (label(*i), now - *t)).collect();
+                progress.draw(&shown);
+            }
+        }
+    }
+    progress.clear();
+    done
 }
 
 /// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
@@ -448,11 +574,35 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
     };
     let concurrency = resolved.concurrency;
     // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
-    //    block.
-    let pulls = run_planned(&env, &planned, resolved.audit_all, concurrency).await;
+    //    block; on a terminal the progress line names the images still pulling.
+    let runnable: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].invalid.is_none())
+        .collect();
+    let plans: Vec<_> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
+    let events = spawn_images(&env, &plans, resolved.audit_all, concurrency);
+    let pulled = collect_with_progress(events, plans.len(), |k| {
+        format!("image {}", planned[runnable[k]].job.image)
+    })
+    .await;
+    let mut pulls: Vec<Vec<ProbeResult>> = vec![Vec::new(); planned.len()];
+    for (i, rs) in runnable.into_iter().zip(pulled) {
+        pulls[i] = rs.unwrap_or_default();
+    }
     // 2. the `/v2/` handshake of the credentials whose pull it tells more about.
     let follow = follow_ups(&planned, &pulls);
-    let creds = run_plan(&env, &follow.plan, concurrency).await;
+    let fp = &follow.plan;
+    let events = spawn_plan(&env, fp, concurrency);
+    let creds: Vec<ProbeResult> =
+        collect_with_progress(events, fp.invalid.len() + fp.targets.len(), |i| {
+            match i.checked_sub(fp.invalid.len()) {
+                Some(j) => format!("{} secret={}", fp.targets[j].registry, fp.targets[j].secret),
+                None => String::new(),
+            }
+        })
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     // 3. the diagnosis of each image.
     let diagnoses = diagnose_images(inputs, &planned, &pulls, &follow, &creds);
     // Every secret given that does not parse is a failed probe (contract), used or not.
@@ -476,9 +626,13 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
                 images_json(inputs, &planned, &pulls, &diagnoses, &invalid)
             );
         }
-        Output::Text => {
+        Output::Text | Output::Short => {
             let style = style_of(args);
             for (d, rs) in diagnoses.iter().zip(&pulls) {
+                if args.output == Output::Short {
+                    outln!("{}", render_image_short(d, style));
+                    continue;
+                }
                 let refs: Vec<&ProbeResult> = rs.iter().collect();
                 outln!("{}", render_image_diagnosis(d, &refs, style));
             }

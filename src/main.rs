@@ -1,6 +1,6 @@
 //! `regprobe`: thin wiring of the library's commands. See the crate docs and the README.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use regprobe::cli::{self, Cli, Command, ExitCode, LogFormat};
 use regprobe::report::Store;
 use regprobe::scheduler::{self, Schedule};
@@ -9,8 +9,20 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+/// The log filter of `--log-level`, with the file watcher's library (`notify`) at `warn`
+/// unless the filter names it: at `info` it reports every watch it loses when a secret
+/// directory goes away, which regprobe handles (and logs) itself.
+fn log_filter(level: &str) -> EnvFilter {
+    let spec = if level.contains("notify") {
+        level.to_string()
+    } else {
+        format!("{level},notify=warn")
+    };
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,notify=warn"))
+}
+
 fn init_logging(cli: &Cli) {
-    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&cli.log_level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
@@ -22,7 +34,13 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `--help` wraps to the width `check` uses (COLUMNS, the terminal, else 100 columns).
+    let width = regprobe::report::width::columns();
+    let matches = Cli::command().term_width(width).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -73,8 +91,8 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
     };
     tracing::info!(
         listen = %args.listen,
-        interval = ?args.interval,
-        timeout = ?inputs.network.timeout,
+        interval = %humantime::format_duration(args.interval),
+        timeout = %humantime::format_duration(inputs.network.timeout),
         node = std::env::var("NODE_NAME").unwrap_or_default(),
         "regprobe serving"
     );

@@ -385,7 +385,11 @@ impl Scheduler {
                 .unwrap_or(self.schedule.interval)
                 .max(self.schedule.interval.min(Duration::from_secs(60)));
             let host = slot.job.registry_host();
-            tracing::warn!(registry = %host, hold = ?hold, "rate limited; holding probes of this registry");
+            tracing::warn!(
+                registry = %host,
+                hold = %humantime::format_duration(hold),
+                "rate limited; holding probes of this registry"
+            );
             self.holds.insert(host, Instant::now() + hold);
         }
         for mut result in results {
@@ -470,16 +474,12 @@ impl Scheduler {
                 Some(old) if old.fingerprint == fp => old,
                 old => {
                     if !self.first_load {
-                        tracing::info!(
-                            ?key,
-                            secret = job.secret().unwrap_or(""),
-                            "{}; probing now",
-                            if old.is_some() {
-                                "inputs changed"
-                            } else {
-                                "new probe"
-                            }
-                        );
+                        let what = if old.is_some() {
+                            "inputs changed; probing now"
+                        } else {
+                            "new probe; probing now"
+                        };
+                        log_key(&key, job.secret().unwrap_or(""), what);
                     }
                     Slot {
                         job,
@@ -492,13 +492,34 @@ impl Scheduler {
             };
             fresh.insert(key, slot);
         }
-        for key in self.slots.keys() {
-            tracing::info!(?key, "probe removed; dropping its series");
+        for (key, slot) in &self.slots {
+            log_key(
+                key,
+                slot.job.secret().unwrap_or(""),
+                "probe removed; dropping its series",
+            );
         }
         self.slots = fresh;
         self.first_load = false;
         for r in &plan.invalid {
             keep.push(ProbeKey::of(r));
+        }
+        if keep.is_empty() {
+            let p = &self.inputs.paths;
+            let paths = |v: &[std::path::PathBuf]| {
+                v.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            tracing::warn!(
+                secrets_dirs = %paths(&p.secrets_dirs),
+                secret_files = %paths(&p.secret_files),
+                node_config = %p.node_config.as_deref().map(|n| n.display().to_string()).unwrap_or_default(),
+                default_paths = p.default_paths,
+                "nothing to probe: the inputs hold no pull secret, node config.json or image \
+                 (regprobe_configured_probes is 0; mount secrets at DIR/<name>/.dockerconfigjson)"
+            );
         }
         self.store.set_inputs(&plan.secrets, &keep);
         let reported = &plan.providers;
@@ -536,28 +557,47 @@ impl Scheduler {
     }
 }
 
+/// Logs `message` at INFO with the probe's plain fields: `registry` (a credential probe) or
+/// `image` (an image probe), and `secret`.
+fn log_key(key: &SlotKey, secret: &str, message: &str) {
+    match key {
+        SlotKey::Credential(k) => {
+            let registry = match k {
+                ProbeKey::Credential { registry, .. } => registry.as_str(),
+                ProbeKey::Image { image, .. } => image.as_str(),
+            };
+            tracing::info!(registry, secret, "{message}");
+        }
+        SlotKey::Image(image) => tracing::info!(image = %image, secret, "{message}"),
+    }
+}
+
+/// Logs a probe's change of state: `registry` (or `image` for an image probe), `secret`, and
+/// on failure `reason`, `class`, `detail`.
 fn log_transition(previous: Option<&ProbeResult>, now: &ProbeResult) {
     let secret = now.secret.as_deref().unwrap_or("");
-    let what = now.image.as_deref().unwrap_or(&now.registry);
-    match (previous, now.success) {
-        (Some(p), true) if !p.success => {
-            tracing::info!(target_ = %what, secret, "recovered: the probe succeeds again")
-        }
-        (None, true) => tracing::info!(target_ = %what, secret, "probe succeeds"),
-        (prev, false) => {
-            let changed = prev.is_none_or(|p| p.success || p.reason != now.reason);
-            if changed {
-                tracing::warn!(
-                    target_ = %what,
-                    secret,
-                    reason = now.reason.map(|r| r.as_str()).unwrap_or(""),
-                    class = now.class.map(|c| c.as_str()).unwrap_or(""),
-                    detail = %now.detail,
-                    "probe failing"
-                );
+    let message = match (previous, now.success) {
+        (Some(p), true) if !p.success => "recovered: the probe succeeds again",
+        (None, true) => "probe succeeds",
+        (prev, false) if prev.is_none_or(|p| p.success || p.reason != now.reason) => {
+            let reason = now.reason.map(|r| r.as_str()).unwrap_or("");
+            let class = now.class.map(|c| c.as_str()).unwrap_or("");
+            let detail = now.detail.as_str();
+            match &now.image {
+                Some(image) => {
+                    tracing::warn!(image = %image, secret, reason, class, detail, "probe failing")
+                }
+                None => {
+                    tracing::warn!(registry = %now.registry, secret, reason, class, detail, "probe failing")
+                }
             }
+            return;
         }
-        _ => {}
+        _ => return,
+    };
+    match &now.image {
+        Some(image) => tracing::info!(image = %image, secret, "{message}"),
+        None => tracing::info!(registry = %now.registry, secret, "{message}"),
     }
 }
 

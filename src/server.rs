@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | OpenMetrics text of the [`Store`] ([`crate::report::metrics`]) |
+//! | `GET /metrics` | the [`Store`]'s metrics ([`crate::report::metrics`]): OpenMetrics when `Accept` asks for it, else the Prometheus text format 0.0.4 ([`crate::report::exposition`]) |
 //! | `GET /status` | `{"probes": [PROBE, …]}` of the latest cycle ([`crate::report::status`]) |
 //! | `GET /-/healthy` | `200 OK` while the process serves |
 //! | `GET /-/ready` | `200` once the inputs were loaded ([`AppState::ready`]), `503` before; never depends on probe results |
@@ -89,9 +89,16 @@ async fn index() -> Html<&'static str> {
     Html(INDEX)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = report::encode_served(&state.store);
-    ([(header::CONTENT_TYPE, report::CONTENT_TYPE)], body).into_response()
+/// OpenMetrics when `Accept` asks for it, else the Prometheus text format 0.0.4
+/// ([`report::exposition`]).
+async fn metrics(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = report::exposition::Format::negotiate(accept);
+    let mut body = report::encode_served(&state.store);
+    if format == report::exposition::Format::PrometheusText {
+        body = report::exposition::to_prometheus_text(&body);
+    }
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 async fn status(State(state): State<Arc<AppState>>) -> Response {
@@ -148,14 +155,21 @@ mod tests {
         method: Method,
         uri: &str,
     ) -> (StatusCode, Option<String>, String) {
+        call_accepting(state, method, uri, None).await
+    }
+
+    async fn call_accepting(
+        state: &Arc<AppState>,
+        method: Method,
+        uri: &str,
+        accept: Option<&str>,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(a) = accept {
+            request = request.header(header::ACCEPT, a);
+        }
         let response = router(state.clone())
-            .oneshot(
-                Request::builder()
-                    .method(method)
-                    .uri(uri)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = response.status();
@@ -174,10 +188,23 @@ mod tests {
     #[tokio::test]
     async fn metrics_route() {
         let state = state();
-        let (status, ct, body) = call(&state, Method::GET, "/metrics").await;
+        let (status, ct, body) = call_accepting(
+            &state,
+            Method::GET,
+            "/metrics",
+            Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ct.as_deref(), Some(report::CONTENT_TYPE));
         assert!(body.ends_with("# EOF\n"));
+        // Without Accept (curl, promtool): the Prometheus text format, no `# EOF`.
+        let (_, plain_ct, plain) = call(&state, Method::GET, "/metrics").await;
+        assert_eq!(
+            plain_ct.as_deref(),
+            Some(report::exposition::PROMETHEUS_TEXT)
+        );
+        assert!(!plain.contains("# EOF"), "{plain}");
         assert!(body.contains(r#"regprobe_failure_reason{registry="quay.io",secret="pull",reason="unauthorized",class="credential"} 1"#));
         assert!(body.contains(&format!(
             r#"regprobe_build_info{{version="1.0.0-test",revision="{}"}} 1"#,

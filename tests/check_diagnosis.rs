@@ -38,9 +38,12 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `regprobe check --no-default-paths ARGS` with `stdin`, without proxies or colour.
+/// Runs `regprobe check --no-default-paths ARGS` with `stdin`, without proxies or colour, and
+/// wide enough (`COLUMNS=1000`) that no line wraps: the snapshots record what the diagnosis
+/// says; fitting it to a terminal is `tests/check_width.rs`.
 fn check(args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = support::regprobe();
+    cmd.env("COLUMNS", "1000");
     cmd.arg("check")
         .arg("--no-default-paths")
         .args(["--timeout", "5s"])

@@ -22,6 +22,8 @@ struct Run {
 
 fn check(args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut cmd = support::regprobe();
+    // Wide enough that no line wraps: these tests read what is said, not its layout.
+    cmd.env("COLUMNS", "1000");
     cmd.arg("check")
         .arg("--no-default-paths")
         .args(["--timeout", "5s"])

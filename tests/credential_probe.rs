@@ -32,8 +32,10 @@ fn write_raw(dir: &Path, name: &str, content: &str) {
     std::fs::write(d.join(".dockerconfigjson"), content).unwrap();
 }
 
+/// `regprobe ARGS`, wide enough (`COLUMNS=1000`) that no text line wraps.
 fn run(args: &[&str]) -> Output {
     support::regprobe()
+        .env("COLUMNS", "1000")
         .args(args)
         .output()
         .expect("run regprobe")

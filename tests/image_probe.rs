@@ -351,6 +351,7 @@ fn credentials_are_tried_in_kubelet_order() {
 
     // The text output names the keys in order and the verdict.
     let out = Command::new(support::regprobe_bin())
+        .env("COLUMNS", "1000")
         .args([
             "check",
             "--no-default-paths",
@@ -404,9 +405,15 @@ fn serve_exports_image_metrics() {
     let addr: std::net::SocketAddr = listen.parse().unwrap();
     let start = std::time::Instant::now();
     let text = loop {
-        let t = support::http::request(addr, "GET", "/metrics", &[], b"")
-            .map(|r| r.text())
-            .unwrap_or_default();
+        let t = support::http::request(
+            addr,
+            "GET",
+            "/metrics",
+            &[support::http::ACCEPT_OPENMETRICS],
+            b"",
+        )
+        .map(|r| r.text())
+        .unwrap_or_default();
         if t.matches("regprobe_image_success{").count() >= 2 {
             break t;
         }

@@ -100,7 +100,11 @@ fn serve_exposes_the_contract_metrics_and_leaks_nothing() {
 
     let healthy = get(daemon.addr, "/-/healthy");
     assert_eq!(healthy.status, 200);
-    let metrics = get(daemon.addr, "/metrics");
+    let metrics = support::http::get(
+        daemon.addr,
+        "/metrics",
+        &[support::http::ACCEPT_OPENMETRICS],
+    );
     assert_eq!(metrics.status, 200);
     assert!(
         metrics

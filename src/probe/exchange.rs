@@ -185,7 +185,10 @@ pub async fn exchange(
     let started = Instant::now();
     let out = session.send(req).await;
     let spent = http_seconds(session, started, result);
-    result.add_phase(phase, spent);
+    // A request that never reached HTTP (refused, DNS, TLS) books nothing on `phase`.
+    if !matches!(&out, Err(e) if e.before_http()) {
+        result.add_phase(phase, spent);
+    }
     match &out {
         Ok(resp) => {
             evidence::record(result, phase, &method, resp, secrets);

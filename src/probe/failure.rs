@@ -134,6 +134,14 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// Whether the error ended the request before its HTTP exchange began (name resolution,
+    /// the TCP connection, the proxy or the TLS handshake, or an unusable URL): the phase that
+    /// would have sent it never ran, and no time is booked on it.
+    pub fn before_http(&self) -> bool {
+        matches!(self.phase(), Phase::Resolve | Phase::Connect | Phase::Tls)
+            || matches!(self, TransportError::InvalidUrl(_))
+    }
+
     /// The phase in which the error happened.
     pub fn phase(&self) -> Phase {
         match self {

@@ -205,7 +205,14 @@ pub async fn fetch(
     };
     let out = fetch_inner(session, &ctx, req, result, &secrets).await;
     let spent = super::exchange::http_seconds(session, started, result);
-    result.add_phase(Phase::Token, spent);
+    // The token service never reached over HTTP (refused, DNS, TLS): no token time.
+    let answered = result
+        .exchanges
+        .iter()
+        .any(|e| e.phase == Some(Phase::Token) && e.status.is_some());
+    if answered || !matches!(&out, Err(Failure::Transport { error, .. }) if error.before_http()) {
+        result.add_phase(Phase::Token, spent);
+    }
     out
 }
 

@@ -110,6 +110,7 @@ struct Facts<'a> {
     reload_success_at: Option<f64>,
     providers: Vec<(&'a str, crate::report::store::ProviderRun)>,
     expiries: Vec<((&'a str, &'a str), i64)>,
+    configured_probes: Option<usize>,
 }
 
 impl<'a> Facts<'a> {
@@ -134,6 +135,7 @@ impl<'a> Facts<'a> {
                 .iter()
                 .map(|((r, s), v)| ((r.as_str(), s.as_str()), *v))
                 .collect(),
+            configured_probes: view.configured_probes,
         }
     }
 
@@ -158,6 +160,7 @@ impl<'a> Facts<'a> {
                 .iter()
                 .map(|((r, s), v)| ((r.as_str(), s.as_str()), *v))
                 .collect(),
+            configured_probes: snap.configured_probes,
         }
     }
 }
@@ -518,6 +521,12 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         snap.expiries
             .iter()
             .map(|((registry, secret), t)| ([("registry", *registry), ("secret", *secret)], *t)),
+    )?;
+    unlabelled_gauge(
+        enc,
+        "regprobe_configured_probes",
+        "Probes the current inputs configure (credential and image probes, invalid secrets included); 0 when the DaemonSet probes nothing.",
+        snap.configured_probes.map(|n| n as i64),
     )?;
     Ok(())
 }

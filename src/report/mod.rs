@@ -7,10 +7,13 @@
 pub mod advice;
 pub mod check;
 pub mod diagnosis;
+pub mod exposition;
 pub mod metrics;
+pub mod progress;
 pub mod status;
 pub mod store;
 pub mod text;
+pub mod width;
 
 pub use metrics::{encode, encode_served, StoreCollector, CONTENT_TYPE};
 pub use status::status_json;

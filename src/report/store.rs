@@ -115,6 +115,9 @@ pub struct Snapshot {
     pub providers: Vec<(String, ProviderRun)>,
     /// `(registry, secret)` -> when the credential expires, Unix seconds, where known.
     pub expiries: Vec<((String, String), i64)>,
+    /// Probes the current inputs configure (`regprobe_configured_probes`): every key kept by
+    /// the last [`Store::set_inputs`], invalid secrets included; `None` before the first.
+    pub configured_probes: Option<usize>,
 }
 
 /// The last run of a kubelet credential-provider plugin (`regprobe_credential_provider_*`).
@@ -145,6 +148,9 @@ pub struct View<'a> {
     pub providers: &'a BTreeMap<String, ProviderRun>,
     /// `(registry, secret)` -> when the credential expires, Unix seconds, where known.
     pub expiries: &'a BTreeMap<(String, String), i64>,
+    /// Probes the current inputs configure (`regprobe_configured_probes`): every key kept by
+    /// the last [`Store::set_inputs`], invalid secrets included; `None` before the first.
+    pub configured_probes: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +200,7 @@ impl Shared {
             reload_success_at: inner.reload_success_at,
             providers: &inner.providers,
             expiries: &inner.expiries,
+            configured_probes: inner.keep.as_ref().map(BTreeSet::len),
         })
     }
 }
@@ -257,7 +264,7 @@ impl Store {
         if let Some(keep) = &inner.keep {
             if !keep.contains(&key) {
                 tracing::debug!(
-                    ?key,
+                    secret = key.secret(),
                     "dropping the result of a probe no longer in the inputs"
                 );
                 return;
@@ -389,6 +396,7 @@ impl Store {
                 .map(|(id, valid)| (id.clone(), *valid))
                 .collect(),
             reload_ok: inner.reload_ok,
+            configured_probes: inner.keep.as_ref().map(BTreeSet::len),
             reload_success_at: inner.reload_success_at,
             providers: inner
                 .providers

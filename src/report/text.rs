@@ -11,16 +11,55 @@
 use crate::plan::Skipped;
 use crate::probe::{Phase, ProbeResult};
 use crate::report::diagnosis::{ExchangeView, ImageDiagnosis, Mark, Step, Verdict, Walk};
+use crate::report::width::{cut, wrap, DEFAULT_COLUMNS};
+use std::borrow::Cow;
 use std::fmt::Write;
 
 /// How to render.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Style {
     /// ANSI colours and symbols (a terminal that did not set `NO_COLOR`).
     pub color: bool,
     /// Also print every HTTP exchange (method, URL, status, challenge, error, and which
     /// credential the request carried, redacted).
     pub verbose: bool,
+    /// Columns to fit ([`crate::report::width::columns`]).
+    pub width: usize,
+}
+
+impl Default for Style {
+    /// Plain words, not verbose, [`DEFAULT_COLUMNS`] wide.
+    fn default() -> Self {
+        Style {
+            color: false,
+            verbose: false,
+            width: DEFAULT_COLUMNS,
+        }
+    }
+}
+
+/// `s` with every control character (C0 but the space, DEL, C1) escaped as `\xNN` /
+/// `\u{NN}`: what a peer or a secret wrote reaches the terminal as text, never as a command.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 const GREEN: &str = "\x1b[32m";
@@ -61,15 +100,15 @@ pub fn header_line(r: &ProbeResult, style: Style) -> String {
     } else {
         &r.registry
     };
-    let mut head = format!("{mark} {}", paint(style, BOLD, registry));
+    let mut head = format!("{mark} {}", paint(style, BOLD, &clean(registry)));
     if let Some(s) = &r.secret {
-        let _ = write!(head, "  secret={s}");
+        let _ = write!(head, "  secret={}", clean(s));
     }
     if let Some(i) = &r.image {
-        let _ = write!(head, "  image={i}");
+        let _ = write!(head, "  image={}", clean(i));
     }
     if let Some(u) = &r.username {
-        let _ = write!(head, "  user={u}");
+        let _ = write!(head, "  user={}", clean(u));
     }
     if let Some(m) = &r.auth_mode {
         let _ = write!(head, "  auth={m}");
@@ -83,6 +122,11 @@ pub fn header_line(r: &ProbeResult, style: Style) -> String {
         );
     }
     head
+}
+
+/// [`header_line`] wrapped to the width, continuation lines indented by 4.
+fn header_block(r: &ProbeResult, style: Style) -> String {
+    wrap(&header_line(r, style), style.width, 0, 4)
 }
 
 fn phases_line(r: &ProbeResult) -> Option<String> {
@@ -127,22 +171,22 @@ fn exchange_lines(v: &ExchangeView, verbose: bool) -> Vec<String> {
     let mut line = format!(
         "{}{}",
         e.phase.map(|p| format!("[{p}] ")).unwrap_or_default(),
-        e.summary()
+        clean(&e.summary())
     );
     if v.repeated > 1 {
         let _ = write!(line, "  (×{})", v.repeated);
     }
     let mut out = vec![line];
     if verbose {
-        out.extend(v.request.iter().map(|r| format!("  {r}")));
+        out.extend(v.request.iter().map(|r| format!("  {}", clean(r))));
         out.extend(
             e.response_headers
                 .iter()
-                .map(|(k, val)| format!("  < {k}: {val}")),
+                .map(|(k, val)| format!("  < {}: {}", clean(k), clean(val))),
         );
     }
     if let Some(ch) = &e.challenge {
-        out.push(format!("  WWW-Authenticate: {ch}"));
+        out.push(format!("  WWW-Authenticate: {}", clean(ch)));
     }
     out
 }
@@ -178,12 +222,25 @@ pub fn render_steps(steps: &[Step], style: Style, indent: usize) -> String {
             mark_cell(s.mark, style),
             s.step.label(),
             time,
-            s.summary,
+            wrap(
+                &clean(&s.summary),
+                style.width,
+                detail_pad.len(),
+                detail_pad.len()
+            ),
             lw = LABEL_WIDTH,
             tw = TIME_WIDTH
         );
+        // Evidence is cut to the width (all of it with -v).
+        let fit = |line: &str| {
+            if style.verbose {
+                line.to_string()
+            } else {
+                cut(line, style.width.saturating_sub(detail_pad.len()))
+            }
+        };
         for e in &s.evidence {
-            let _ = writeln!(out, "{detail_pad}{e}");
+            let _ = writeln!(out, "{detail_pad}{}", fit(&clean(e)));
         }
         let shown = if style.verbose {
             &s.all_exchanges
@@ -192,7 +249,7 @@ pub fn render_steps(steps: &[Step], style: Style, indent: usize) -> String {
         };
         for v in shown {
             for line in exchange_lines(v, style.verbose) {
-                let _ = writeln!(out, "{detail_pad}{line}");
+                let _ = writeln!(out, "{detail_pad}{}", fit(&line));
             }
         }
         i += 1;
@@ -205,30 +262,34 @@ pub fn render_steps(steps: &[Step], style: Style, indent: usize) -> String {
 pub fn render_verdict(v: &Verdict, style: Style, indent: usize, label: &str) -> String {
     let pad = " ".repeat(indent);
     let mut out = String::new();
+    let hang = indent + 4;
+    let line = |head: String, text: &str| {
+        format!(
+            "{pad}{}",
+            wrap(
+                &format!("{head} {}", clean(text)),
+                style.width,
+                indent,
+                hang
+            )
+        )
+    };
     if v.ok {
-        let _ = writeln!(
-            out,
-            "{pad}{label}: {}: {}",
-            paint(style, GREEN, "ok"),
-            v.summary
-        );
+        let head = format!("{label}: {}:", paint(style, GREEN, "ok"));
+        let _ = writeln!(out, "{}", line(head, &v.summary));
     } else {
         let what = match (v.class, v.reason) {
             (Some(c), Some(r)) => format!("FAIL {c} ({r})"),
             _ => "FAIL".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "{pad}{label}: {}: {}",
-            paint(style, RED, &what),
-            v.summary
-        );
+        let head = format!("{label}: {}:", paint(style, RED, &what));
+        let _ = writeln!(out, "{}", line(head, &v.summary));
     }
     if !v.next.is_empty() {
-        let _ = writeln!(out, "{pad}{} {}", paint(style, YELLOW, "fix:"), v.next);
+        let _ = writeln!(out, "{}", line(paint(style, YELLOW, "fix:"), &v.next));
     }
     for a in &v.also {
-        let _ = writeln!(out, "{pad}{} {a}", paint(style, YELLOW, "also:"));
+        let _ = writeln!(out, "{}", line(paint(style, YELLOW, "also:"), a));
     }
     out
 }
@@ -242,7 +303,8 @@ fn render_notes(r: &ProbeResult, style: Style, out: &mut String) {
                     | crate::probe::Note::ContainerdConfigCredential(_)
             )
     }) {
-        let _ = writeln!(out, "    {} {n}", paint(style, DIM, "note:"));
+        let note = format!("{} {}", paint(style, DIM, "note:"), clean(&n.to_string()));
+        let _ = writeln!(out, "    {}", wrap(&note, style.width, 4, 10));
     }
 }
 
@@ -250,9 +312,9 @@ fn render_notes(r: &ProbeResult, style: Style, out: &mut String) {
 /// probe's header line, its phase times, the steps, the verdict.
 pub fn render_walk(r: &ProbeResult, walk: &Walk, style: Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", header_line(r, style));
+    let _ = writeln!(out, "{}", header_block(r, style));
     if let Some(p) = phases_line(r) {
-        let _ = writeln!(out, "    {p}");
+        let _ = writeln!(out, "    {}", wrap(&p, style.width, 4, 12));
     }
     out.push_str(&render_steps(&walk.steps, style, 4));
     out.push_str(&render_verdict(&walk.verdict, style, 4, "verdict"));
@@ -264,22 +326,24 @@ pub fn render_walk(r: &ProbeResult, walk: &Walk, style: Style) -> String {
 /// credential attempt kubelet makes, and the verdict. `pulls` are the attempts' results.
 pub fn render_image_diagnosis(d: &ImageDiagnosis, pulls: &[&ProbeResult], style: Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", paint(style, BOLD, "image"), d.image);
+    let _ = writeln!(out, "{} {}", paint(style, BOLD, "image"), clean(&d.image));
     if let Some(w) = &d.workload {
-        let _ = writeln!(
-            out,
-            "  in {w}{}",
+        let text = format!(
+            "in {}{}",
+            clean(w),
             if d.containers.is_empty() {
                 String::new()
             } else {
-                format!(" · {}", d.containers.join(", "))
+                format!(" · {}", clean(&d.containers.join(", ")))
             }
         );
+        let _ = writeln!(out, "  {}", wrap(&text, style.width, 2, 4));
     }
     out.push_str(&render_steps(&d.steps, style, 4));
     let n = d.attempts.len();
     for (i, a) in d.attempts.iter().enumerate() {
-        let _ = writeln!(out, "  attempt {} of {n}: {}", i + 1, a.title);
+        let title = format!("attempt {} of {n}: {}", i + 1, clean(&a.title));
+        let _ = writeln!(out, "  {}", wrap(&title, style.width, 2, 4));
         out.push_str(&render_steps(&a.steps, style, 4));
         if n > 1 {
             out.push_str(&render_verdict(&a.verdict, style, 4, "result"));
@@ -302,21 +366,22 @@ pub fn render_footer(
 ) -> String {
     let mut out = String::new();
     for s in skipped {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{} {}  secret={}  {}",
             paint(style, DIM, if style.color { "–" } else { "skip" }),
             if s.registry.is_empty() {
-                "(none)"
+                "(none)".into()
             } else {
-                &s.registry
+                clean(&s.registry)
             },
-            s.secret,
-            s.why
+            clean(&s.secret),
+            clean(&s.why)
         );
+        let _ = writeln!(out, "{}", wrap(&line, style.width, 0, 4));
     }
     for w in warnings {
-        let _ = writeln!(out, "{} {w}", paint(style, YELLOW, "warning:"));
+        let line = format!("{} {}", paint(style, YELLOW, "warning:"), clean(w));
+        let _ = writeln!(out, "{}", wrap(&line, style.width, 0, 4));
     }
     let _ = writeln!(
         out,
@@ -324,6 +389,62 @@ pub fn render_footer(
         paint(style, if failed { RED } else { GREEN }, summary)
     );
     out
+}
+
+/// One line for a credential probe (`check --output short`): mark, registry, secret, user,
+/// time, and on failure `reason (class): what the verdict says`, cut to the width.
+pub fn render_short(r: &ProbeResult, walk: &Walk, style: Style) -> String {
+    let mark = mark_cell(if r.success { Mark::Ok } else { Mark::Fail }, style);
+    let registry = if r.registry.is_empty() {
+        "(secret)"
+    } else {
+        &r.registry
+    };
+    let mut line = clean(registry).into_owned();
+    if let Some(s) = &r.secret {
+        let _ = write!(line, "  secret={}", clean(s));
+    }
+    if let Some(u) = &r.username {
+        let _ = write!(line, "  user={}", clean(u));
+    }
+    let _ = write!(line, "  {}", fmt_secs(r.duration_seconds));
+    if let (Some(reason), Some(class)) = (r.reason, r.class) {
+        let _ = write!(
+            line,
+            "  {reason} ({class}): {}",
+            clean(&walk.verdict.summary)
+        );
+    }
+    format!(
+        "{mark}{}",
+        cut(&line, style.width.saturating_sub(mark_width(style)))
+    )
+}
+
+/// One line for an image (`check --output short`): mark, image, and when it would not pull
+/// the verdict's class, reason and summary, cut to the width.
+pub fn render_image_short(d: &ImageDiagnosis, style: Style) -> String {
+    let mark = mark_cell(if d.pullable { Mark::Ok } else { Mark::Fail }, style);
+    let mut line = format!("image {}", clean(&d.image));
+    if let Some(w) = &d.workload {
+        let _ = write!(line, "  in {}", clean(w));
+    }
+    let v = &d.verdict;
+    match (v.ok, v.class, v.reason) {
+        (true, _, _) => {
+            let _ = write!(line, "  {}", clean(&v.summary));
+        }
+        (false, Some(c), Some(r)) => {
+            let _ = write!(line, "  {r} ({c}): {}", clean(&v.summary));
+        }
+        (false, _, _) => {
+            let _ = write!(line, "  {}", clean(&v.summary));
+        }
+    }
+    format!(
+        "{mark}{}",
+        cut(&line, style.width.saturating_sub(mark_width(style)))
+    )
 }
 
 /// `3 probes, 1 ok, 2 failed`.
@@ -388,8 +509,27 @@ mod tests {
         r
     }
 
+    /// Rendered wide enough that nothing wraps (fitting is tested in `report::width`).
     fn walk(r: &ProbeResult, style: Style) -> String {
+        let style = Style {
+            width: 1000,
+            ..style
+        };
         render_walk(r, &diagnose_credential(None, r, &Context::default()), style)
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("plain · text"), "plain · text");
+        assert_eq!(
+            clean("ev\x1b[31mil\x07\n\u{9b}2J"),
+            "ev\\x1b[31mil\\x07\\n\\u{9b}2J"
+        );
+        let mut r = failing();
+        r.username = Some("ev\x1b]0;title\x07il".into());
+        let out = walk(&r, Style::default());
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+        assert!(out.contains("user=ev\\x1b]0;title\\x07il"), "{out}");
     }
 
     #[test]
@@ -421,7 +561,7 @@ mod tests {
             &failing(),
             Style {
                 color: true,
-                verbose: false,
+                ..Style::default()
             },
         );
         assert!(out.contains("\x1b[31m✗"));
@@ -436,8 +576,8 @@ mod tests {
         let loud = walk(
             &r,
             Style {
-                color: false,
                 verbose: true,
+                ..Style::default()
             },
         );
         assert!(

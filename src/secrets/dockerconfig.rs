@@ -168,14 +168,38 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<JVal, SecretError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(SecretError::Empty);
     }
-    serde_json::from_slice::<JVal>(bytes).map_err(|e| json_error(&e))
+    serde_json::from_slice::<JVal>(bytes).map_err(|e| json_error_at(bytes, &e))
 }
 
-/// Reduces a serde_json error to its position and category (its message may quote input).
-pub(crate) fn json_error(e: &serde_json::Error) -> SecretError {
+/// Reduces a serde_json error on `bytes` to its position and category (its message may quote
+/// input), the position made real for the reader: serde_json reports column 0 for
+/// an error at a line break, and for an unexpected end the position after the last byte
+/// (`line 5, column 0` for a file cut after line 3); both become the line and 1-based column of
+/// the last character before them, as serde_json reports an error inside a line.
+pub(crate) fn json_error_at(bytes: &[u8], e: &serde_json::Error) -> SecretError {
+    let (mut line, mut column) = (e.line(), e.column());
+    let eof = e.classify() == serde_json::error::Category::Eof;
+    if column == 0 || eof {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text.split('\n').collect();
+        let upto = if eof {
+            lines.len()
+        } else {
+            line.saturating_sub(1).min(lines.len())
+        };
+        if let Some((i, l)) = lines[..upto]
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, l)| !l.trim().is_empty())
+        {
+            line = i + 1;
+            column = l.trim_end().chars().count();
+        }
+    }
     SecretError::Json {
-        line: e.line(),
-        column: e.column(),
+        line,
+        column,
         category: e.classify(),
     }
 }

@@ -28,7 +28,7 @@ pub enum SecretError {
         limit: u64,
     },
     /// The file or Secret value is empty (kubelet silently ignores an empty pull secret).
-    #[error("empty: no JSON content (kubelet ignores an empty pull secret)")]
+    #[error("the file is empty")]
     Empty,
     /// The content is not valid JSON, or (for a JSON Secret manifest) not of the expected shape.
     #[error("invalid JSON at line {line}, column {column} ({})", category_text(*.category))]
@@ -133,6 +133,15 @@ pub enum SecretError {
     ManifestDataNotBase64 {
         /// `.dockerconfigjson` or `.dockercfg`.
         key: &'static str,
+    },
+    /// The value of a Secret manifest's key does not parse: `error` (a [`SecretError::Json`])
+    /// counts its line and column in the decoded value, not in the manifest file.
+    #[error("in its {key} value (lines counted in the value, not in the file): {error}")]
+    InManifestValue {
+        /// `.dockerconfigjson` or `.dockercfg`.
+        key: &'static str,
+        /// The error in the value.
+        error: Box<SecretError>,
     },
 }
 

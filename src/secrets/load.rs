@@ -96,6 +96,21 @@ pub enum LoadError {
     /// `--secret -` was given more than once.
     #[error("--secret -: standard input can be read only once")]
     StdinTwice,
+    /// `--secret` names a manifest (or a `List` item) of another kind, such as a ConfigMap: a
+    /// wrong file, not a pull secret kubelet would reject.
+    #[error(
+        "{flag} {}: manifest kind {} is not a Secret (give the pull secret: `kubectl get secret NAME -o yaml`)",
+        .path.display(),
+        if .kind.is_empty() { "(missing)".to_string() } else { format!("\"{}\"", .kind) }
+    )]
+    NotASecret {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The path as given (`-` for standard input).
+        path: PathBuf,
+        /// The manifest's `kind`, empty if missing.
+        kind: String,
+    },
 }
 
 const SECRETS_DIR: &str = "--secrets-dir";
@@ -149,6 +164,16 @@ pub fn load_all_with_warnings(sources: &SecretSources) -> Result<Loaded, LoadErr
         } else {
             load_secret_file(file)?
         };
+        if let Some(kind) = found.iter().find_map(|s| match &s.entries {
+            Err(SecretError::ManifestNotASecret { kind }) => Some(kind.clone()),
+            _ => None,
+        }) {
+            return Err(LoadError::NotASecret {
+                flag: SECRET,
+                path: file.clone(),
+                kind,
+            });
+        }
         if found.is_empty() {
             warnings.push(format!(
                 "{SECRET} {}: the manifest holds no Secrets",
@@ -199,6 +224,7 @@ pub fn load_secrets_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<Se
     }
     let mut secrets = Vec::new();
     let mut single_volume = false;
+    let mut entries = 0usize;
     for entry in fs::read_dir(dir).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
         let path = entry.path();
@@ -213,8 +239,30 @@ pub fn load_secrets_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<Se
             single_volume |= name == ".dockerconfigjson" || name == ".dockercfg";
             continue;
         }
+        entries += 1;
         match fs::metadata(&path) {
             Ok(m) if m.is_dir() => {}
+            Ok(_) if is_manifest_name(&name) => {
+                // `kubectl get secret NAME -o yaml > DIR/NAME.yaml`: read as `--secret` reads it.
+                let found = match read_file(&path) {
+                    Ok(bytes) => parse_secret_content(&bytes, &file_id(&path), &path),
+                    Err(fail) => vec![failed(
+                        &file_id(&path),
+                        &path,
+                        fail.into_secret_error(&path),
+                    )],
+                };
+                warnings.push(format!(
+                    "{SECRETS_DIR} {}: a file, read as `{SECRET} {}` would read it ({}); the layout \
+                     expected is {}/<name>/.dockerconfigjson, one directory per Secret as kubelet mounts them",
+                    path.display(),
+                    path.display(),
+                    found_ids(&found),
+                    dir.display()
+                ));
+                secrets.extend(found);
+                continue;
+            }
             Ok(_) => {
                 warnings.push(format!(
                     "{SECRETS_DIR} {}: skipped, not a directory (expected {}/<name>/.dockerconfigjson)",
@@ -269,7 +317,39 @@ pub fn load_secrets_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<Se
         }
         secrets.push(secret);
     }
-    if single_volume {
+    if single_volume && entries == 0 {
+        // One Secret volume's mount point given as the root: unambiguous, read it as that secret.
+        for (file, kind) in [
+            (dir.join(".dockerconfigjson"), SecretKind::DockerConfigJson),
+            (dir.join(".dockercfg"), SecretKind::DockerCfg),
+        ] {
+            if fs::symlink_metadata(&file).is_err() {
+                continue;
+            }
+            let id = file_id(&file);
+            warnings.push(format!(
+                "{SECRETS_DIR} {}: holds {} itself, read as the one secret \"{id}\" (the mount point \
+                 of a single Secret); the layout expected is {}/<name>/.dockerconfigjson",
+                dir.display(),
+                file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                dir.display()
+            ));
+            secrets.push(match read_file(&file) {
+                Ok(bytes) => {
+                    let parsed = match kind {
+                        SecretKind::DockerCfg => parse_dockercfg(&bytes),
+                        _ => parse_dockerconfigjson(&bytes),
+                    };
+                    from_parsed(id, file, kind, parsed)
+                }
+                Err(fail) => {
+                    let error = fail.into_secret_error(&file);
+                    failed(&id, &file, error)
+                }
+            });
+            break;
+        }
+    } else if single_volume {
         warnings.push(format!(
             "{SECRETS_DIR} {}: holds a .dockerconfigjson/.dockercfg itself, which is ignored; it looks \
              like a single secret volume: mount secrets at {}/<name>, or use {SECRET} on the file",
@@ -277,8 +357,35 @@ pub fn load_secrets_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<Se
             dir.display()
         ));
     }
+    if entries == 0 && !single_volume {
+        warnings.push(format!(
+            "{SECRETS_DIR} {}: is empty; the layout expected is {}/<name>/.dockerconfigjson, one \
+             directory per Secret as kubelet mounts them",
+            dir.display(),
+            dir.display()
+        ));
+    }
     secrets.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| a.path.cmp(&b.path)));
     Ok(secrets)
+}
+
+/// A top-level file of a `--secrets-dir` read as a manifest (`kubectl get secret -o yaml|json`).
+fn is_manifest_name(name: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| name.len() > ext.len() && name.ends_with(ext))
+}
+
+/// `secret "a", secret "b"` or `no secret`, for a warning.
+fn found_ids(found: &[Secret]) -> String {
+    if found.is_empty() {
+        return "no secret".to_string();
+    }
+    found
+        .iter()
+        .map(|s| format!("secret \"{}\"", s.id))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads one `--secret FILE` (not `-`): see [`parse_secret_content`]. A file over 4 MiB gives a

@@ -15,7 +15,9 @@
 //! key, as the API server merges them. Only positions of YAML/JSON errors are kept: the parsers'
 //! messages can quote `data` values.
 
-use super::dockerconfig::{go_base64_decode, json_error, parse_dockercfg, parse_dockerconfigjson};
+use super::dockerconfig::{
+    go_base64_decode, json_error_at, parse_dockercfg, parse_dockerconfigjson,
+};
 use super::{Secret, SecretError, SecretKind};
 use secrecy::zeroize::Zeroizing;
 use serde::de::{Deserializer, Visitor};
@@ -52,7 +54,9 @@ pub fn secrets_from_manifest(
     path: &Path,
 ) -> Result<Vec<Secret>, SecretError> {
     let docs: Vec<Doc> = match syntax {
-        ManifestSyntax::Json => vec![serde_json::from_slice(bytes).map_err(|e| json_error(&e))?],
+        ManifestSyntax::Json => {
+            vec![serde_json::from_slice(bytes).map_err(|e| json_error_at(bytes, &e))?]
+        }
         ManifestSyntax::Yaml => serde_saphyr::from_slice_multiple(bytes).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             SecretError::ManifestYaml { line, column }
@@ -87,11 +91,19 @@ pub fn secrets_from_manifest(
             let (entries, warnings) = match f.content {
                 Err(e) => (Err(e), Vec::new()),
                 Ok(bytes) => {
-                    let parsed = match f.kind {
-                        SecretKind::DockerCfg => parse_dockercfg(&bytes),
-                        _ => parse_dockerconfigjson(&bytes),
+                    let (parsed, key) = match f.kind {
+                        SecretKind::DockerCfg => (parse_dockercfg(&bytes), ".dockercfg"),
+                        _ => (parse_dockerconfigjson(&bytes), ".dockerconfigjson"),
                     };
-                    (parsed.entries, parsed.warnings)
+                    // A JSON position counts in the decoded value, not in the manifest file.
+                    let entries = parsed.entries.map_err(|e| match e {
+                        SecretError::Json { .. } => SecretError::InManifestValue {
+                            key,
+                            error: Box::new(e),
+                        },
+                        other => other,
+                    });
+                    (entries, parsed.warnings)
                 }
             };
             Secret {

@@ -15,12 +15,15 @@ pub const PROXY_VARS: [&str; 6] = [
     "no_proxy",
 ];
 
-/// A `regprobe` command with the environment's proxy variables removed.
+/// A `regprobe` command with the environment's proxy variables removed, and `COLUMNS=1000` so
+/// that text output does not wrap: tests of content assert on whole lines, whatever terminal
+/// runs them (tests of the layout, `tests/check_width.rs`, set or remove `COLUMNS` themselves).
 pub fn regprobe() -> Command {
     let mut cmd = Command::new(crate::regprobe_bin());
     for k in PROXY_VARS {
         cmd.env_remove(k);
     }
+    cmd.env("COLUMNS", "1000");
     cmd
 }
 
@@ -78,9 +81,17 @@ impl Daemon {
             .unwrap_or_default()
     }
 
-    /// `GET /metrics`, or `""`.
+    /// `GET /metrics` as Prometheus scrapes it (OpenMetrics asked for), or `""`.
     pub fn metrics(&self) -> String {
-        self.get("/metrics")
+        crate::http::request(
+            self.addr,
+            "GET",
+            "/metrics",
+            &[crate::http::ACCEPT_OPENMETRICS],
+            b"",
+        )
+        .map(|r| r.text())
+        .unwrap_or_default()
     }
 }
 

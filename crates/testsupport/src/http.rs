@@ -97,6 +97,12 @@ pub fn request_with_timeout(
     parse_response(&raw, method == "HEAD")
 }
 
+/// The `Accept` header Prometheus sends when it scrapes: it asks for OpenMetrics first.
+pub const ACCEPT_OPENMETRICS: (&str, &str) = (
+    "Accept",
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+);
+
 /// `GET`; panics on a transport error.
 pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     request(addr, "GET", path, headers, b"")

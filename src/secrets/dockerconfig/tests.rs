@@ -268,7 +268,7 @@ fn empty_auths_is_valid_with_warning() {
 #[test]
 fn error_variants_and_messages() {
     let cases: Vec<(Parsed, &str)> = vec![
-            (parse_dockerconfigjson(b"  \n"), "empty: no JSON content (kubelet ignores an empty pull secret)"),
+            (parse_dockerconfigjson(b"  \n"), "the file is empty"),
             (
                 parse_dockerconfigjson(b"{\n  \"auths\": {\n    \"r.io\" {}\n  }\n}"),
                 "invalid JSON at line 3, column 12 (syntax error)",

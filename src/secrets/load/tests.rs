@@ -142,7 +142,7 @@ fn secrets_dir_edge_cases() {
     )
     .unwrap();
     // A top-level regular file and a file directly in DIR.
-    fs::write(root.join("stray.json"), "{}").unwrap();
+    fs::write(root.join("stray.txt"), "{}").unwrap();
     fs::write(root.join(".dockerconfigjson"), "{}").unwrap();
     let loaded = load_all_with_warnings(&dir_sources(root)).unwrap();
     let ids: Vec<_> = loaded.secrets.iter().map(|s| s.id.as_str()).collect();
@@ -159,7 +159,7 @@ fn secrets_dir_edge_cases() {
         dangling.to_string().starts_with("cannot read "),
         "{dangling}"
     );
-    assert!(loaded.warnings.iter().any(|w| w.contains("stray.json")));
+    assert!(loaded.warnings.iter().any(|w| w.contains("stray.txt")));
     assert!(loaded
         .warnings
         .iter()
