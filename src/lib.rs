@@ -35,6 +35,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod footprint;
 mod golang;
 pub mod hosts;
 pub mod inputs;

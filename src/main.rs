@@ -22,13 +22,10 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() {
+    regprobe::footprint::tune_allocator();
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match regprobe::footprint::runtime_builder().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("regprobe: cannot start the runtime: {e}");
