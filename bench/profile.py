@@ -82,7 +82,7 @@ def child_with_exe(pid, exe):
     raise RuntimeError(f"no process runs {exe} under {pid}")
 
 
-def one(ctx, reg, n, wrap, label):
+def one(ctx, reg, n, wrap, label, cycle_only=False):
     interval = bench.PACING[n][0]
     port = bench.free_port()
     argv = [ctx["regprobe"], "serve", "--no-default-paths", "--secrets-dir",
@@ -94,15 +94,21 @@ def one(ctx, reg, n, wrap, label):
     proc = bench.Proc(f"regprobe {label}", wrap + argv,
                       os.path.join(ctx["work"], f"regprobe-{label}.log"), env=ctx["env"])
     try:
-        pid = child_with_exe(proc.pid, ctx["regprobe"])
-        bench.wait_http_ok(port, "/-/ready", proc, timeout=120)
+        # valgrind runs the program in its own process (the tool's executable).
+        pid = proc.pid if wrap[:1] == ["valgrind"] else child_with_exe(proc.pid, ctx["regprobe"])
+        bench.wait_http_ok(port, "/-/ready", proc, timeout=300)
         ready = bench.mem_kib(pid)[0]
         deadline = time.monotonic() + 10 * max(interval, 10)
         while time.monotonic() < deadline:
             pairs = bench.parse_regprobe(bench.http_get(port, "/metrics")[1].decode())
             if sum(1 for v in pairs.values() if v.get("regprobe_probes_total", 0) >= 1) >= n:
                 break
-            time.sleep(0.2)
+            # Under callgrind, few scrapes: their instructions would count as the probes'.
+            time.sleep(3.0 if cycle_only else 0.2)
+        if cycle_only:
+            # Start-up and one cycle only (callgrind: instructions per probe from two Ns).
+            return {"label": label, "n": n,
+                    "probes": sum(v.get("regprobe_probes_total", 0) for v in pairs.values())}
         for _ in range(15):
             bench.http_get(port, "/metrics")
         bench.http_get(port, "/-/reload", method="POST")
@@ -179,6 +185,8 @@ def main():
     ap.add_argument("--token-issuer")
     ap.add_argument("--ns", default="10,100,1000")
     ap.add_argument("--heaptrack", action="store_true")
+    ap.add_argument("--callgrind", action="store_true", help="only start-up + one cycle per N "
+                    "under `valgrind --tool=callgrind` (DIR/callgrind.TAG.N; `callgrind_annotate`)")
     ap.add_argument("--perf", action="store_true", help="also a run under `perf record -g` "
                     "(DIR/perf.TAG.N.data; read it with `perf report`)")
     ap.add_argument("--out", default="target/profile")
@@ -220,6 +228,14 @@ def main():
             bench.write_secrets(d, f"127.0.0.1:{reg['port']}", n)
             ctx["secrets"][n] = d
         for n in ns:
+            if args.callgrind:
+                path = os.path.abspath(os.path.join(args.out, f"callgrind.{args.tag}.{n}"))
+                bench.PACING[n] = (600.0, bench.PACING[n][1])  # one cycle in the run
+                r = one(ctx, reg, n, ["valgrind", "--tool=callgrind", "--quiet",
+                                      f"--callgrind-out-file={path}"], f"callgrind-{n}",
+                        cycle_only=True)
+                print(json.dumps(r), flush=True)
+                continue
             r = one(ctx, reg, n, [], f"rss-{n}")
             res.append(r)
             print(json.dumps({"env": args.env, **{k: r[k] for k in (
