@@ -44,6 +44,7 @@ pub const REVISION: &str = match option_env!("REGPROBE_REVISION") {
 
 pub mod cli;
 pub mod clock;
+pub mod footprint;
 mod golang;
 pub mod hosts;
 pub mod inputs;

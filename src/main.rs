@@ -34,6 +34,7 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() {
+    regprobe::footprint::tune_allocator();
     // `--help` wraps to the width `check` uses (COLUMNS, the terminal, else 100 columns).
     let width = regprobe::report::width::columns();
     let matches = Cli::command().term_width(width).get_matches();
@@ -42,11 +43,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match regprobe::footprint::runtime_builder().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("regprobe: cannot start the runtime: {e}");

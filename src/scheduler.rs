@@ -118,14 +118,10 @@ impl Job {
     }
 
     /// The registry host the job's requests go to (for the per-registry limit and holds).
-    fn registry_host(&self) -> String {
+    fn registry_host(&self) -> &str {
         match self {
-            Job::Credential(t) => t.host.host.clone(),
-            Job::Image(p) => p
-                .attempts
-                .first()
-                .map(|a| a.namespace.clone())
-                .unwrap_or_default(),
+            Job::Credential(t) => &t.host.host,
+            Job::Image(p) => p.attempts.first().map_or("", |a| a.namespace.as_str()),
         }
     }
 
@@ -139,7 +135,8 @@ impl Job {
 }
 
 struct Slot {
-    job: Job,
+    /// Shared with the probe task while it runs (a launch copies no target).
+    job: Arc<Job>,
     fingerprint: u64,
     next_due: Instant,
     in_flight: bool,
@@ -265,7 +262,13 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep_until(next_due) => {}
-            Some((key, results)) = rx.recv() => s.finished(&key, results),
+            Some((key, results)) = rx.recv() => {
+                s.finished(&key, results);
+                // The last probe in flight finished: hand the burst's freed memory back.
+                if sem.available_permits() == s.schedule.concurrency.max(1) {
+                    crate::footprint::release_free_memory();
+                }
+            }
             Some(()) = fs_rx.recv() => {
                 pending_reload = Some(Instant::now() + RELOAD_DEBOUNCE);
             }
@@ -293,15 +296,6 @@ pub async fn run(
 }
 
 impl Scheduler {
-    fn registry_sem(&mut self, host: &str) -> Arc<Semaphore> {
-        let n = self.schedule.registry_concurrency.max(1);
-        Arc::clone(
-            self.registry_sems
-                .entry(host.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(n))),
-        )
-    }
-
     fn launch_due(
         &mut self,
         env: &ProbeEnv,
@@ -310,37 +304,53 @@ impl Scheduler {
         audit_all: bool,
     ) {
         let now = Instant::now();
-        let due: Vec<SlotKey> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| !s.in_flight && s.next_due <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            let host = self.slots[&key].job.registry_host();
-            if let Some(until) = self.holds.get(&host).copied() {
+        // One pass over the slots, copying nothing but what a launched probe takes, and over
+        // only as many as it takes to fill the free permits (this runs on every finished probe:
+        // at 1,000 credentials, copying every due key each time was most of the scheduler's
+        // CPU, `BENCHMARKS.md` "Footprint").
+        let per_registry_limit = self.schedule.registry_concurrency.max(1);
+        let Scheduler {
+            slots,
+            holds,
+            registry_sems,
+            ..
+        } = self;
+        let mut full: Vec<String> = Vec::new();
+        for (key, slot) in slots.iter_mut() {
+            if sem.available_permits() == 0 {
+                return;
+            }
+            if slot.in_flight || slot.next_due > now {
+                continue;
+            }
+            let host = slot.job.registry_host();
+            if full.iter().any(|h| h == host) {
+                continue;
+            }
+            if let Some(until) = holds.get(host).copied() {
                 if until > now {
                     // Rate-limited registry: wait for its Retry-After.
-                    if let Some(slot) = self.slots.get_mut(&key) {
-                        slot.next_due = until;
-                    }
+                    slot.next_due = until;
                     continue;
                 }
             }
             // Take both permits before spawning (the registry's first, so a stalled registry
             // never holds permits other registries need); a slot that gets none stays due and
             // is launched when a running probe finishes. No task waits holding memory.
-            let Ok(per_registry) = self.registry_sem(&host).try_acquire_owned() else {
+            if !registry_sems.contains_key(host) {
+                let limit = Arc::new(Semaphore::new(per_registry_limit));
+                registry_sems.insert(host.to_owned(), limit);
+            }
+            let Ok(per_registry) = Arc::clone(&registry_sems[host]).try_acquire_owned() else {
+                // This registry is at its limit: skip its other due slots without looking up.
+                full.push(host.to_owned());
                 continue;
             };
             let Ok(global) = Arc::clone(sem).try_acquire_owned() else {
                 return;
             };
-            let Some(slot) = self.slots.get_mut(&key) else {
-                continue;
-            };
             slot.in_flight = true;
-            let (env, job, tx) = (env.clone(), slot.job.clone(), tx.clone());
+            let (env, job, tx, key) = (env.clone(), Arc::clone(&slot.job), tx.clone(), key.clone());
             tokio::spawn(async move {
                 let results = job.run(&env, audit_all).await;
                 drop((per_registry, global));
@@ -384,7 +394,7 @@ impl Scheduler {
                 .map(Duration::from_secs)
                 .unwrap_or(self.schedule.interval)
                 .max(self.schedule.interval.min(Duration::from_secs(60)));
-            let host = slot.job.registry_host();
+            let host = slot.job.registry_host().to_owned();
             tracing::warn!(
                 registry = %host,
                 hold = %humantime::format_duration(hold),
@@ -397,8 +407,9 @@ impl Scheduler {
             for e in &mut result.exchanges {
                 e.response_headers = Vec::new();
             }
-            let previous = self.store.latest_for(&ProbeKey::of(&result));
-            log_transition(previous.as_ref(), &result);
+            self.store.with_latest(&ProbeKey::of(&result), |previous| {
+                log_transition(previous, &result)
+            });
             log_result(&result);
             self.store.record(result);
         }
@@ -436,8 +447,10 @@ impl Scheduler {
         }
         for (id, valid) in &plan.secrets {
             if *valid {
-                self.last_good
-                    .insert(id.clone(), by_secret.remove(id).unwrap_or_default());
+                // Without spare room: a Vec's first push makes room for 4 targets.
+                let mut targets = by_secret.remove(id).unwrap_or_default();
+                targets.shrink_to_fit();
+                self.last_good.insert(id.clone(), targets);
             } else if let Some(targets) = self.last_good.get(id) {
                 tracing::warn!(secret = %id, "secret no longer parses; probing its last good credentials");
                 plan.targets.extend(targets.iter().cloned());
@@ -482,7 +495,7 @@ impl Scheduler {
                         log_key(&key, job.secret().unwrap_or(""), what);
                     }
                     Slot {
-                        job,
+                        job: Arc::new(job),
                         fingerprint: fp,
                         next_due: Instant::now() + spread.mul_f64(fastrand::f64()),
                         in_flight: old.is_some_and(|o| o.in_flight),
@@ -554,6 +567,8 @@ impl Scheduler {
             self.store.record(r);
         }
         self.store.set_reload_status(invalid.is_empty(), unix_now());
+        // What the re-read allocated (N files, the plan) is freed by now.
+        crate::footprint::release_free_memory();
     }
 }
 

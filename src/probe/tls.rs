@@ -27,10 +27,21 @@ use std::sync::Arc;
 /// The node's CA bundle: Go's `x509.SystemCertPool()` as far as `rustls-native-certs` finds it
 /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured, else the OpenSSL locations). Loaded once per caller;
 /// nothing is cached globally.
-#[derive(Debug, Clone, Default)]
+///
+/// The certificates are parsed once into one [`RootCertStore`] that every configuration of a host
+/// without CA files of its own shares (`Arc`), instead of a copy per configuration (issue #16:
+/// a copy of a Debian bundle is about 0.2 MB of heap); the DER is not kept.
+#[derive(Debug, Clone)]
 pub struct NodeRoots {
-    certs: Vec<CertificateDer<'static>>,
+    store: Arc<RootCertStore>,
+    count: usize,
     warnings: Vec<String>,
+}
+
+impl Default for NodeRoots {
+    fn default() -> Self {
+        NodeRoots::from_certificates(Vec::new())
+    }
 }
 
 impl NodeRoots {
@@ -46,27 +57,37 @@ impl NodeRoots {
             );
         }
         NodeRoots {
-            certs: result.certs,
             warnings,
+            ..NodeRoots::from_certificates(result.certs)
         }
     }
 
     /// A bundle made of the given certificates (tests, or a bundle read elsewhere).
     pub fn from_certificates(certs: Vec<CertificateDer<'static>>) -> NodeRoots {
+        let count = certs.len();
+        let mut store = RootCertStore::empty();
+        store.add_parsable_certificates(certs);
         NodeRoots {
-            certs,
+            store: Arc::new(store),
+            count,
             warnings: Vec::new(),
         }
     }
 
-    /// Number of certificates in the bundle.
+    /// Number of certificates in the bundle (as found; any that do not parse as a trust anchor
+    /// are not in [`NodeRoots::store`]).
     pub fn len(&self) -> usize {
-        self.certs.len()
+        self.count
     }
 
     /// Whether the bundle is empty.
     pub fn is_empty(&self) -> bool {
-        self.certs.is_empty()
+        self.count == 0
+    }
+
+    /// The parsed trust anchors, shared.
+    pub fn store(&self) -> &Arc<RootCertStore> {
+        &self.store
     }
 
     /// Problems met while loading (unreadable files, bad PEM, empty bundle).
@@ -139,11 +160,16 @@ pub fn client_config(
 ) -> Result<(Arc<ClientConfig>, String), TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
 
-    let mut store = RootCertStore::empty();
-    store.add_parsable_certificates(roots.certs.iter().cloned());
-    for path in &host.ca_files {
-        add_ca_file(&mut store, path)?;
-    }
+    // The node bundle is shared; a host with CA files of its own gets a copy with them added.
+    let store = if host.ca_files.is_empty() {
+        Arc::clone(roots.store())
+    } else {
+        let mut store = RootCertStore::clone(roots.store());
+        for path in &host.ca_files {
+            add_ca_file(&mut store, path)?;
+        }
+        Arc::new(store)
+    };
     let pairs = host
         .client_pairs
         .iter()
@@ -686,6 +712,21 @@ mod tests {
         let roots = NodeRoots::load();
         // Either certificates or a warning saying there are none.
         assert!(!roots.is_empty() || !roots.warnings().is_empty());
-        assert_eq!(roots.len(), roots.certs.len());
+        assert!(roots.store().len() <= roots.len());
+    }
+
+    #[test]
+    fn hosts_without_ca_files_share_the_node_store() {
+        let roots = NodeRoots::from_certificates(vec![ca("shared").der.clone()]);
+        let a = client_config(&host(Vec::new(), false), &roots).unwrap();
+        assert_eq!(
+            Arc::strong_count(roots.store()),
+            2,
+            "one reference per config, no copy"
+        );
+        let b = client_config(&host(Vec::new(), false), &roots).unwrap();
+        assert_eq!(Arc::strong_count(roots.store()), 3);
+        drop((a, b));
+        assert_eq!(Arc::strong_count(roots.store()), 1);
     }
 }

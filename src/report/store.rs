@@ -85,8 +85,10 @@ impl ProbeKey {
 /// Everything the store knows about one [`ProbeKey`].
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The latest result recorded for the key.
-    pub latest: ProbeResult,
+    /// The latest result recorded for the key. Boxed: a `ProbeResult` is several hundred bytes
+    /// inline, and a B-tree node holds room for 11 entries, so unboxed the map's spare slots
+    /// alone cost ~0.4 KB per credential (heaptrack, `BENCHMARKS.md` "Footprint").
+    pub latest: Box<ProbeResult>,
     /// Start time (Unix seconds) of the latest *successful* probe, kept when later probes fail;
     /// `None` when the key never succeeded since it appeared.
     pub last_success: Option<f64>,
@@ -283,11 +285,11 @@ impl Store {
         let entry = match inner.entries.entry(key) {
             std::collections::btree_map::Entry::Occupied(slot) => {
                 let entry = slot.into_mut();
-                entry.latest = result;
+                *entry.latest = result;
                 entry
             }
             std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Entry {
-                latest: result,
+                latest: Box::new(result),
                 last_success: None,
                 probes_total: 0,
                 failures: BTreeMap::new(),
@@ -367,7 +369,7 @@ impl Store {
         self.read()
             .entries
             .values()
-            .map(|entry| entry.latest.clone())
+            .map(|entry| ProbeResult::clone(&entry.latest))
             .collect()
     }
 
@@ -377,7 +379,13 @@ impl Store {
         self.read()
             .entries
             .get(key)
-            .map(|entry| entry.latest.clone())
+            .map(|entry| ProbeResult::clone(&entry.latest))
+    }
+
+    /// Runs `f` on the latest result recorded for `key` (`None` if none), under the read lock,
+    /// without copying it ([`Store::latest_for`] copies).
+    pub fn with_latest<R>(&self, key: &ProbeKey, f: impl FnOnce(Option<&ProbeResult>) -> R) -> R {
+        f(self.read().entries.get(key).map(|entry| &*entry.latest))
     }
 
     /// A consistent copy of everything, taken under one read lock.
@@ -420,10 +428,21 @@ impl Store {
     }
 }
 
-/// Drops the spare capacity of a result that is kept until the next probe of its key: `Vec`
-/// growth leaves up to three empty slots in each list (3 exchanges sit in room for 4), which
-/// at 1,000 credentials is most of a megabyte.
+/// What the store keeps of a result until the next probe of its key (issue #16: the evidence
+/// is kept for failures only, where `/status` readers need it).
+///
+/// * A **successful** result drops its evidence: the HTTP exchanges (method, URL, status,
+///   challenge of each request) and the network steps (addresses DNS gave, the one connected
+///   to). Nothing rendered from the store reads them but `/status`, which then shows
+///   `"exchanges": []` and no `network` for that probe (`docs/metrics.md` §2.3); `check` keeps
+///   everything. At 1,000 credentials this is about 1.5 KB per credential.
+/// * A **failed** result keeps them, without spare capacity: `Vec` growth leaves up to three
+///   empty slots in each list (3 exchanges sit in room for 4).
 fn shrink(result: &mut ProbeResult) {
+    if result.success {
+        result.exchanges = Vec::new();
+        result.network = Vec::new();
+    }
     result.detail.shrink_to_fit();
     result.exchanges.shrink_to_fit();
     result.network.shrink_to_fit();
