@@ -199,6 +199,9 @@ pub struct ServeArgs {
     /// Re-read the inputs this often even without a reload signal.
     #[arg(long, default_value = "60s", value_parser = parse_period, value_name = "DUR")]
     pub reload_interval: Duration,
+    /// HTTP server limits (`--web.*`).
+    #[command(flatten)]
+    pub web: crate::httpd::WebArgs,
 }
 
 /// `regprobe check`.

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod clock;
 mod golang;
 pub mod hosts;
+pub mod httpd;
 pub mod inputs;
 pub mod plan;
 pub mod podspec;

@@ -86,9 +86,14 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
-        let _ = http_stop.changed().await;
-    }));
+    let http = tokio::spawn(server::serve_with(
+        listener,
+        Arc::clone(&state),
+        args.web.clone(),
+        async move {
+            let _ = http_stop.changed().await;
+        },
+    ));
     wait_for_termination().await;
     tracing::info!("termination signal received");
     let _ = stop_tx.send(true);

@@ -11,9 +11,11 @@
 //!
 //! Anything else is `404`.
 
+use crate::httpd::{WebArgs, MAX_BODY_BYTES};
 use crate::report::{self, Store};
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -70,19 +72,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .fallback(not_found)
+        .layer(middleware::from_fn(limit_body))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting and lets
-/// requests in flight finish (graceful shutdown).
+/// Serves [`router`] on `listener` with the default [`WebArgs`] limits until `shutdown`
+/// completes, then stops accepting and lets requests in flight finish (graceful shutdown).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, WebArgs::default(), shutdown).await
+}
+
+/// [`serve`] with `limits` ([`crate::httpd`]: header-read timeout, connection caps, head and
+/// body size caps).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    limits: WebArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::httpd::serve(listener, router(state), limits, shutdown).await
+}
+
+/// `413` for a request that announces (`Content-Length`) a body over [`MAX_BODY_BYTES`];
+/// [`DefaultBodyLimit`] caps what any extractor would read.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    next.run(request).await
 }
 
 async fn index() -> Html<&'static str> {
