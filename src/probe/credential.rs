@@ -100,10 +100,12 @@ pub fn finish(
             result.class = Some(reason.class());
             // Every piece of the detail is either evidence (already redacted) or the
             // transport's words, which may quote a URL a hostile peer chose: redact again.
-            result.detail = evidence::redact(
-                &describe(&failure, result, target),
-                &[target.credential.password.expose_secret()],
+            let forms = evidence::credential_forms(
+                &target.credential.username,
+                target.credential.password.expose_secret(),
             );
+            let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
+            result.detail = evidence::redact(&describe(&failure, result, target), &secrets);
             result.failed = Some(failed_at(failure, result, target));
         }
     }
@@ -236,7 +238,8 @@ async fn handshake(
     let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
-    let secrets = [password];
+    let forms = evidence::credential_forms(user, password);
+    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
 
     let chosen = challenges
         .iter()
@@ -286,8 +289,20 @@ async fn handshake(
                         "the token contains bytes not allowed in an HTTP header".into(),
                     ));
                 };
-                let resp =
-                    verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
+                // An echoing registry may return the bearer token: it is a secret too.
+                let token_value = tok.value.expose_secret().to_string();
+                let mut with_token = secrets.clone();
+                with_token.push(&token_value);
+                let resp = verify(
+                    session,
+                    result,
+                    host,
+                    &base,
+                    tls.clone(),
+                    bearer,
+                    &with_token,
+                )
+                .await?;
                 if resp.status.is_success() {
                     return Ok(format!(
                         "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",

@@ -188,10 +188,12 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
             Err((priority, failure)) => {
                 let reason = classify::attempt_reason(&failure, target.credential.is_some());
                 // The transport's words may quote a URL a hostile peer chose: redact them too.
-                let (_, password) = containerd_credentials(target.credential.as_ref());
+                let (user, password) = containerd_credentials(target.credential.as_ref());
+                let forms = super::evidence::credential_forms(&user, &password);
+                let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
                 let detail = super::evidence::redact(
                     &describe(&failure, &host_result_last(&result), target, &host.host),
-                    &[password.as_str()],
+                    &secrets,
                 );
                 let failed = failed_on_host(failure, &result.exchanges, first_index, host, target);
                 result.hosts.push(HostVerdict {
@@ -298,6 +300,7 @@ async fn resolve_on_host(
     let mut scheme = host.scheme;
     let (user, secret) = containerd_credentials(target.credential.as_ref());
     let scope = format!("repository:{}:pull", target.repository);
+    let forms = super::evidence::credential_forms(&user, &secret);
     let mut method = Method::HEAD;
     let mut auth = Authorizer::default();
     let mut previous_status: Option<StatusCode> = None;
@@ -309,15 +312,19 @@ async fn resolve_on_host(
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let resp = match exchange(
-            session,
-            result,
-            Phase::Manifest,
-            req.clone(),
-            &[secret.as_str()],
-        )
-        .await
-        {
+        // The credential's forms, and the header value sent (a bearer token), are secrets.
+        let sent = auth
+            .handler
+            .as_ref()
+            .and_then(|(h, _)| h.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, v)| v.to_string());
+        let secrets: Vec<&str> = forms
+            .iter()
+            .map(String::as_str)
+            .chain(sent.as_deref())
+            .collect();
+        let resp = match exchange(session, result, Phase::Manifest, req.clone(), &secrets).await {
             Ok(r) => r,
             Err(e)
                 if scheme == HostScheme::Https
@@ -334,7 +341,7 @@ async fn resolve_on_host(
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
-                exchange(session, result, Phase::Manifest, retry, &[secret.as_str()])
+                exchange(session, result, Phase::Manifest, retry, &secrets)
                     .await
                     .map_err(transport_failure)?
             }

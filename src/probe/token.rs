@@ -190,7 +190,8 @@ pub async fn fetch(
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
-    let secrets = [req.secret];
+    let forms = super::evidence::credential_forms(req.username, req.secret);
+    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
     let started = Instant::now();
     let ctx = Ctx { tls, dial_timeout };
     let out = fetch_inner(session, &ctx, req, result, &secrets).await;
