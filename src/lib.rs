@@ -35,6 +35,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod failclosed;
 mod golang;
 pub mod hosts;
 pub mod httpd;

@@ -78,7 +78,7 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         node = std::env::var("NODE_NAME").unwrap_or_default(),
         "regprobe serving"
     );
-    let sched = tokio::spawn(scheduler::run(
+    let mut sched = tokio::spawn(scheduler::run(
         inputs,
         env,
         schedule,
@@ -94,7 +94,18 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
             let _ = http_stop.changed().await;
         },
     ));
-    wait_for_termination().await;
+    // Fail closed: a scheduler that stops unasked (a panic) makes /-/healthy fail and the
+    // process exit non-zero, so kubelet restarts it instead of it serving stale results.
+    tokio::select! {
+        _ = wait_for_termination() => {}
+        _ = &mut sched => {
+            state.alive.store(false, std::sync::atomic::Ordering::Release);
+            tracing::error!("the scheduler stopped unexpectedly; exiting");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+            return ExitCode::Failed;
+        }
+    }
     tracing::info!("termination signal received");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sched).await;

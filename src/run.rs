@@ -19,16 +19,26 @@ pub async fn run_plan(env: &ProbeEnv, plan: &Plan, concurrency: usize) -> Vec<Pr
         let env = env.clone();
         let t = t.clone();
         let sem = Arc::clone(&sem);
-        handles.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            probe_credential(&env, &t).await
-        }));
+        let who = (t.registry.clone(), t.secret.clone());
+        handles.push((
+            who,
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                crate::failclosed::inject_panic(&t.registry);
+                probe_credential(&env, &t).await
+            }),
+        ));
     }
     let mut results = plan.invalid.clone();
-    for h in handles {
+    for ((registry, secret), h) in handles {
         match h.await {
             Ok(r) => results.push(r),
-            Err(e) => tracing::error!(error = %e, "a probe task failed"),
+            // Fail closed: a failed result, never a missing one. The panic's message is not
+            // logged (it could quote anything the probe held).
+            Err(_) => {
+                tracing::error!(%registry, %secret, "a probe task panicked; reporting internal_error");
+                results.push(crate::failclosed::internal_error(&registry, Some(&secret)));
+            }
         }
     }
     results
@@ -46,16 +56,24 @@ pub async fn run_images(
     let mut handles = Vec::new();
     for p in images {
         let (env, p, sem) = (env.clone(), p.clone(), Arc::clone(&sem));
-        handles.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            probe_image(&env, &p.attempts, &p.key_verdicts, audit_all).await
-        }));
+        let on_panic = crate::failclosed::internal_error_image(&p);
+        handles.push((
+            on_panic,
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                crate::failclosed::inject_panic(&p.image);
+                probe_image(&env, &p.attempts, &p.key_verdicts, audit_all).await
+            }),
+        ));
     }
     let mut out = Vec::new();
-    for h in handles {
+    for (on_panic, h) in handles {
         match h.await {
             Ok(r) => out.push(r),
-            Err(e) => tracing::error!(error = %e, "an image probe task failed"),
+            Err(_) => {
+                tracing::error!("an image probe task panicked; reporting internal_error");
+                out.push(on_panic);
+            }
         }
     }
     out

@@ -99,9 +99,24 @@ enum SlotKey {
 
 impl Job {
     async fn run(&self, env: &ProbeEnv, audit_all: bool) -> Vec<ProbeResult> {
+        crate::failclosed::inject_panic(match self {
+            Job::Credential(t) => &t.registry,
+            Job::Image(p) => &p.image,
+        });
         match self {
             Job::Credential(t) => vec![probe_credential(env, t).await],
             Job::Image(p) => probe_image(env, &p.attempts, &p.key_verdicts, audit_all).await,
+        }
+    }
+
+    /// The results of this job when its task ends without any ([`crate::failclosed`]).
+    fn internal_error(&self) -> Vec<ProbeResult> {
+        match self {
+            Job::Credential(t) => vec![crate::failclosed::internal_error(
+                &t.registry,
+                Some(&t.secret),
+            )],
+            Job::Image(p) => crate::failclosed::internal_error_image(p),
         }
     }
 
@@ -215,7 +230,8 @@ pub async fn run(
 ) {
     let audit_all = inputs.audit_all;
     let sem = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
-    let (tx, mut rx) = mpsc::channel::<(SlotKey, Vec<ProbeResult>)>(64);
+    // Unbounded, yet at most one message per slot in flight (the drop guard's, or its own).
+    let (tx, mut rx) = mpsc::unbounded_channel::<(SlotKey, Vec<ProbeResult>)>();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // At least once per interval: a secret that does not parse is "probed" by each re-read, so
     // its series stay as fresh as the others (`RegprobeProbeStale` looks at 3 intervals).
@@ -245,6 +261,7 @@ pub async fn run(
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
+    crate::failclosed::inject_panic("scheduler");
 
     loop {
         s.launch_due(&env, &sem, &tx, audit_all);
@@ -306,7 +323,7 @@ impl Scheduler {
         &mut self,
         env: &ProbeEnv,
         sem: &Arc<Semaphore>,
-        tx: &mpsc::Sender<(SlotKey, Vec<ProbeResult>)>,
+        tx: &mpsc::UnboundedSender<(SlotKey, Vec<ProbeResult>)>,
         audit_all: bool,
     ) {
         let now = Instant::now();
@@ -341,10 +358,12 @@ impl Scheduler {
             };
             slot.in_flight = true;
             let (env, job, tx) = (env.clone(), slot.job.clone(), tx.clone());
+            // A panicking probe still reports (internal_error) and clears its in-flight mark.
+            let guard = crate::failclosed::InFlight::new(key, job.internal_error(), tx);
             tokio::spawn(async move {
                 let results = job.run(&env, audit_all).await;
                 drop((per_registry, global));
-                let _ = tx.send((key, results)).await;
+                guard.finish(results);
             });
         }
     }

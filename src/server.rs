@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /metrics` | OpenMetrics text of the [`Store`] ([`crate::report::metrics`]) |
 //! | `GET /status` | `{"probes": [PROBE, …]}` of the latest cycle ([`crate::report::status`]) |
-//! | `GET /-/healthy` | `200 OK` while the process serves |
+//! | `GET /-/healthy` | `200 OK` while the process serves and its scheduler runs ([`AppState::alive`]), `503` after |
 //! | `GET /-/ready` | `200` once the inputs were loaded ([`AppState::ready`]), `503` before; never depends on probe results |
 //! | `POST /-/reload` | asks for a reload of the inputs ([`AppState::reload`]), `200`; other methods `405` |
 //! | `GET /` | a short HTML page listing the endpoints |
@@ -32,6 +32,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// `POST /-/reload` calls `notify_one` on it; the scheduler waits on it (next to `SIGHUP`).
     pub reload: tokio::sync::Notify,
+    /// Cleared when the scheduler stopped unasked (a panic): `/-/healthy` then answers `503`.
+    pub alive: AtomicBool,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             store,
             ready: AtomicBool::new(false),
             reload: tokio::sync::Notify::new(),
+            alive: AtomicBool::new(true),
         }
     }
 }
@@ -126,8 +129,15 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
     Json(report::status_json(&latest)).into_response()
 }
 
-async fn healthy() -> &'static str {
-    "OK\n"
+async fn healthy(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.alive.load(Ordering::Acquire) {
+        (StatusCode::OK, "OK\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy: the scheduler stopped\n",
+        )
+    }
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
@@ -229,6 +239,15 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(ct.unwrap().starts_with("text/plain"));
         assert_eq!(body.trim(), "OK");
+    }
+
+    #[tokio::test]
+    async fn healthy_fails_once_the_scheduler_died() {
+        let state = state();
+        state.alive.store(false, Ordering::Release);
+        let (status, _, body) = call(&state, Method::GET, "/-/healthy").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("scheduler"), "{body}");
     }
 
     #[tokio::test]

@@ -158,11 +158,15 @@ pub enum Reason {
     SecretInvalid,
     /// An image probe found no key that kubelet would match, and anonymous access was refused.
     NoMatchingCredential,
+    /// The probe itself failed (a regprobe bug: the probe task panicked); its verdict is unknown.
+    /// Class `config`: the fault is in this node's prober, not the credential, the network or the
+    /// registry, and it must never read as success ([`crate::failclosed`]).
+    InternalError,
 }
 
 impl Reason {
     /// Every reason, in contract order.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Unauthorized,
         Reason::TokenForbidden,
         Reason::CredentialMissing,
@@ -189,6 +193,7 @@ impl Reason {
         Reason::ManifestUnsupported,
         Reason::SecretInvalid,
         Reason::NoMatchingCredential,
+        Reason::InternalError,
     ];
 
     /// The class this reason belongs to (`docs/metrics.md` table).
@@ -203,7 +208,7 @@ impl Reason {
             | TlsUntrusted | TlsHostnameMismatch | TlsExpired | TlsHandshake => Class::Network,
             NotARegistry | PlainHttp | RegistryError | TokenEndpoint | TokenRejected
             | RateLimited | ChallengeUnsupported | ManifestUnsupported => Class::Registry,
-            SecretInvalid | NoMatchingCredential => Class::Config,
+            SecretInvalid | NoMatchingCredential | InternalError => Class::Config,
         }
     }
 
@@ -237,6 +242,7 @@ impl Reason {
             ManifestUnsupported => "manifest_unsupported",
             SecretInvalid => "secret_invalid",
             NoMatchingCredential => "no_matching_credential",
+            InternalError => "internal_error",
         }
     }
 }
@@ -259,7 +265,7 @@ mod tests {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));
         }
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 27);
     }
 
     #[test]
@@ -273,5 +279,6 @@ mod tests {
         assert_eq!(Reason::TokenEndpoint.class(), Class::Registry);
         assert_eq!(Reason::SecretInvalid.class(), Class::Config);
         assert_eq!(Reason::NoMatchingCredential.class(), Class::Config);
+        assert_eq!(Reason::InternalError.class(), Class::Config);
     }
 }

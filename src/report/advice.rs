@@ -109,6 +109,9 @@ pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String 
         Reason::NoMatchingCredential => format!(
             "No key of the pull secrets matches this image, so kubelet pulls anonymously and {registry} refuses. Make the secret's registry key match the image host (and port) exactly."
         ),
+        Reason::InternalError => format!(
+            "regprobe itself failed while probing {registry} (an internal error, a bug), so this credential's state is unknown. Check regprobe's log for the panic and report it; the credential may be fine."
+        ),
     }
 }
 
