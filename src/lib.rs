@@ -36,6 +36,7 @@
 pub mod cli;
 pub mod clock;
 pub mod failclosed;
+pub mod fsread;
 mod golang;
 pub mod hosts;
 pub mod httpd;

@@ -419,9 +419,20 @@ impl Scheduler {
         }
     }
 
+    /// [`Scheduler::reload_inputs`], off the runtime's worker on a multi-threaded runtime
+    /// (`block_in_place`): file reads block (each bounded by [`crate::fsread`]'s timeout), and
+    /// the HTTP endpoints and the signal handler must keep a worker meanwhile.
+    fn reload(&mut self) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.reload_inputs()),
+            _ => self.reload_inputs(),
+        }
+    }
+
     /// Re-reads the inputs and reconciles the slots. When the inputs cannot be read the last
     /// good state is kept whole; a secret that no longer parses keeps its last good targets.
-    fn reload(&mut self) {
+    fn reload_inputs(&mut self) {
         self.tls.clear();
         let (mut plan, images) = match crate::plan::load(&self.inputs, &[]) {
             Ok(x) => x,

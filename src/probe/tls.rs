@@ -182,9 +182,11 @@ pub fn client_config(
 /// Go `CertPool.AppendCertsFromPEM` on one file: PEM `CERTIFICATE` blocks are taken, anything
 /// else is skipped; no usable certificate at all is an error.
 fn add_ca_file(store: &mut RootCertStore, path: &Path) -> Result<(), TlsConfigError> {
-    let data = std::fs::read(path).map_err(|source| TlsConfigError::ReadCa {
-        path: path.to_path_buf(),
-        source,
+    let data = crate::fsread::read_file(path, crate::fsread::MAX_PEM_BYTES).map_err(|e| {
+        TlsConfigError::ReadCa {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }
     })?;
     let (certs, pem_error) = pem_certificates(&data);
     let (added, _ignored) = store.add_parsable_certificates(certs);
@@ -232,9 +234,11 @@ fn load_pair(
         detail,
     };
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsConfigError::ReadClient {
-            path: path.to_path_buf(),
-            source,
+        crate::fsread::read_file(path, crate::fsread::MAX_PEM_BYTES).map_err(|e| {
+            TlsConfigError::ReadClient {
+                path: path.to_path_buf(),
+                source: e.into(),
+            }
         })
     };
     let cert_pem = read(cert_path)?;
