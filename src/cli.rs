@@ -133,6 +133,9 @@ Examples:
 /// Inputs and probe settings shared by `serve` and `check`.
 #[derive(Debug, Clone, Args)]
 pub struct InputArgs {
+    /// Caps on secrets, entries per secret and probes per cycle.
+    #[command(flatten)]
+    pub caps: crate::plan::caps::Caps,
     /// Directory of mounted Secrets: DIR/<name>/.dockerconfigjson (repeatable).
     /// Default: /etc/regprobe/secrets if present.
     #[arg(long = "secrets-dir", value_name = "DIR")]
@@ -295,6 +298,7 @@ impl InputArgs {
             concurrency: self.concurrency as usize,
             images: self.images.clone(),
             audit_all: self.audit_all,
+            caps: self.caps,
         }
     }
 }
@@ -326,10 +330,11 @@ fn style_of(args: &CheckArgs) -> Style {
 /// `check` without images: each `(secret, registry)` credential walked through the handshake.
 async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs) -> ExitCode {
     let loaded = &inputs.loaded;
-    let plan = match plan(&loaded.secrets, &loaded.hosts_dirs, &args.registries) {
+    let mut plan = match plan(&loaded.secrets, &loaded.hosts_dirs, &args.registries) {
         Ok(p) => p,
         Err(e) => return config_error(e),
     };
+    crate::plan::caps::limit_probes(&mut plan.targets, &resolved.caps);
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
             "regprobe: nothing to check: no credential found{} (give --secret FILE, --secrets-dir DIR, --image REF or --pod-spec FILE)",

@@ -216,8 +216,6 @@ struct Scheduler {
     /// Secret id → the credential targets of its last good parse.
     last_good: HashMap<String, Vec<CredentialTarget>>,
     first_load: bool,
-    /// Built TLS configurations, cleared at each re-read so changed CA files are picked up.
-    tls: Arc<crate::probe::exchange::TlsConfigs>,
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -257,7 +255,6 @@ pub async fn run(
         registry_sems: HashMap::new(),
         last_good: HashMap::new(),
         first_load: true,
-        tls: Arc::clone(&env.tls),
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
@@ -310,6 +307,16 @@ pub async fn run(
 }
 
 impl Scheduler {
+    /// Forgets the per-registry limits and rate-limit holds of registries no slot probes any
+    /// more (and holds that have passed), so they do not grow with every registry ever seen.
+    fn prune_registries(&mut self) {
+        let hosts: BTreeSet<String> = self.slots.values().map(|s| s.job.registry_host()).collect();
+        let now = Instant::now();
+        self.registry_sems.retain(|h, _| hosts.contains(h));
+        self.holds
+            .retain(|h, until| hosts.contains(h) && *until > now);
+    }
+
     fn registry_sem(&mut self, host: &str) -> Arc<Semaphore> {
         let n = self.schedule.registry_concurrency.max(1);
         Arc::clone(
@@ -433,7 +440,8 @@ impl Scheduler {
     /// Re-reads the inputs and reconciles the slots. When the inputs cannot be read the last
     /// good state is kept whole; a secret that no longer parses keeps its last good targets.
     fn reload_inputs(&mut self) {
-        self.tls.clear();
+        // The TLS cache is kept: its entries are rebuilt when a CA, certificate or key file
+        // changes (`TlsConfigs::get` compares the files' stamps).
         let (mut plan, images) = match crate::plan::load(&self.inputs, &[]) {
             Ok(x) => x,
             Err(e) => {
@@ -527,6 +535,7 @@ impl Scheduler {
         }
         self.slots = fresh;
         self.first_load = false;
+        self.prune_registries();
         for r in &plan.invalid {
             keep.push(ProbeKey::of(r));
         }

@@ -13,6 +13,7 @@
 //! a pull. Reading a pod spec's YAML stays in [`crate::podspec`]: it is input parsing, as for
 //! secrets; choosing secrets and credentials from what it read is planning, here.
 
+pub mod caps;
 pub mod pod;
 
 use std::collections::BTreeSet;
@@ -144,9 +145,11 @@ fn matches_filter(registry: &str, only: &[String]) -> bool {
 ///
 /// Errors: an unreadable secret source or host configuration, an invalid image reference.
 pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
-    let secrets: Vec<Secret> = load_all(&inputs.sources())?;
+    let mut secrets: Vec<Secret> = load_all(&inputs.sources())?;
+    caps::limit_secrets(&mut secrets, &inputs.caps);
     let dirs = inputs.hosts_dirs()?;
-    let p = plan(&secrets, &dirs, only)?;
+    let mut p = plan(&secrets, &dirs, only)?;
+    caps::limit_probes(&mut p.targets, &inputs.caps);
     let images = plan_images(&inputs.images, &secrets, &dirs)?;
     Ok((p, images))
 }

@@ -531,6 +531,25 @@ mod tests {
         handshake(config, server, "registry.test").unwrap();
     }
 
+    /// The daemon keeps built configurations across reloads; a CA file replaced (kubelet's
+    /// atomic swap: a new inode) rebuilds its entry, an unchanged one does not.
+    #[test]
+    fn tls_cache_survives_reloads_until_a_ca_file_changes() {
+        let dir = TempDir::new().unwrap();
+        let path = write(&dir, "ca.crt", &ca("first CA").pem);
+        let configs = crate::probe::exchange::TlsConfigs::new(NodeRoots::default());
+        let h = host(vec![path.clone()], false);
+        let (a, _) = configs.get(&h).unwrap();
+        let (b, _) = configs.get(&h).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "an unchanged CA file was rebuilt");
+        let next = write(&dir, "ca.crt.new", &ca("second CA").pem);
+        std::fs::rename(&next, &path).unwrap();
+        let (c, _) = configs.get(&h).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "a changed CA file was not picked up");
+        let (d, _) = configs.get(&h).unwrap();
+        assert!(Arc::ptr_eq(&c, &d));
+    }
+
     #[test]
     fn missing_ca_file_is_an_error_naming_the_path() {
         let dir = TempDir::new().unwrap();

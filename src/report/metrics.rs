@@ -456,6 +456,17 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         "Unix time of the last successful load or reload of secrets and host configuration.",
         snap.reload_success_at.and_then(finite),
     )?;
+    {
+        use crate::plan::caps::{capped, Cap};
+        gauge(
+            enc,
+            "regprobe_inputs_capped",
+            "Inputs left out at the last load because a cap (--max-secrets, --max-entries-per-secret, --max-probes) was reached.",
+            Cap::ALL
+                .iter()
+                .map(|c| ([("cap", c.as_str())], capped(*c) as i64)),
+        )?;
+    }
     Ok(())
 }
 

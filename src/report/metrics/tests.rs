@@ -326,6 +326,7 @@ fn every_family_has_help_and_type_and_the_output_ends_with_eof() {
             "regprobe_config_last_reload_success_timestamp_seconds",
             "gauge",
         ),
+        ("regprobe_inputs_capped", "gauge"),
     ];
     for (name, kind) in families {
         assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
