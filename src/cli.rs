@@ -190,7 +190,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5m", value_parser = parse_period, value_name = "DUR")]
     pub interval: Duration,
     /// HTTP listen address for /metrics, /status, /-/healthy, /-/ready, /-/reload.
-    #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR")]
+    #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Spread the first probes over a random delay up to this (at most the interval), so a
     /// DaemonSet rolled out at once does not hit a registry from every node together.
@@ -265,6 +265,17 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 fn parse_period(s: &str) -> Result<Duration, String> {
     parse_bounded(s, MAX_PERIOD)
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, or a bare IPv6 address and port (`fd00::1:9787`, what the
+/// DaemonSet's `$(HOST_IP):9787` gives on an IPv6 node): the last `:` starts the port.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.rsplit_once(':')
+        .and_then(|(ip, port)| Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
+        .ok_or_else(|| format!("{s:?} is not IP:PORT"))
 }
 
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {

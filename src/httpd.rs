@@ -55,6 +55,28 @@ pub struct WebArgs {
     /// Connections served at once; more are closed at once. One peer address gets a quarter.
     #[arg(long = "web.max-connections", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
+    /// Serve `POST /-/reload` (Prometheus' flag; without it the endpoint answers 403, and
+    /// SIGHUP still reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    /// Who may read /status: `loopback` peers only (the default: it names users and quotes
+    /// registry errors), or `all`.
+    #[arg(long = "web.status-access", value_enum, default_value = "loopback")]
+    pub status_access: StatusAccess,
+}
+
+/// The local address a connection came in on (a request extension next to axum's
+/// `ConnectInfo<SocketAddr>` of the peer): a peer with the same IP is on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
+/// `--web.status-access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusAccess {
+    /// Peers on this node only: loopback, or the address the connection came in on.
+    Loopback,
+    /// Every peer.
+    All,
 }
 
 impl Default for WebArgs {
@@ -63,6 +85,8 @@ impl Default for WebArgs {
             read_header_timeout: Duration::from_secs(5),
             max_connection_age: Duration::from_secs(60),
             max_connections: 256,
+            enable_lifecycle: false,
+            status_access: StatusAccess::Loopback,
         }
     }
 }
@@ -140,7 +164,6 @@ pub async fn serve(
         .max_header_size(MAX_HEADER_BYTES)
         .max_buf_size(2 * MAX_HEADER_BYTES)
         .keep_alive(true);
-    let service = TowerToHyperService::new(router);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -165,7 +188,15 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
+        // Handlers see the peer (`/status` is for loopback peers by default).
+        let local = LocalAddr(stream.local_addr().unwrap_or(peer));
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
+                .layer(axum::Extension(local)),
+        );
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop_rx.clone();
         let age = limits.max_connection_age;
         tokio::spawn(async move {

@@ -63,6 +63,14 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
     };
     let store = Arc::new(Store::new(env!("CARGO_PKG_VERSION")));
     let state = Arc::new(AppState::new(Arc::clone(&store)));
+    use std::sync::atomic::Ordering;
+    state
+        .lifecycle
+        .store(args.web.enable_lifecycle, Ordering::Release);
+    state.status_loopback_only.store(
+        args.web.status_access == regprobe::httpd::StatusAccess::Loopback,
+        Ordering::Release,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let schedule = Schedule {
         interval: args.interval,

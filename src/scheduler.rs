@@ -65,6 +65,12 @@ pub struct Schedule {
 pub const MAX_BACKOFF_FACTOR: u32 = 2;
 /// Quiet time after a file event before reloading (kubelet's swap is several events).
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+/// Shortest gap between the end of a reload and a requested one (`POST /-/reload`, `SIGHUP`):
+/// at least this, and at least [`RELOAD_GAP_FACTOR`] times the last reload's duration. Requests
+/// inside the gap collapse into one pending reload at its end.
+pub const RELOAD_MIN_GAP: Duration = Duration::from_secs(1);
+/// See [`RELOAD_MIN_GAP`]: a reload storm costs at most 1/(1+4) = 20% of a core.
+pub const RELOAD_GAP_FACTOR: u32 = 4;
 
 /// `interval × U(0.9, 1.1)`.
 pub fn jittered(interval: Duration) -> Duration {
@@ -216,6 +222,8 @@ struct Scheduler {
     /// Secret id → the credential targets of its last good parse.
     last_good: HashMap<String, Vec<CredentialTarget>>,
     first_load: bool,
+    /// When the last reload ended and how long it took (for coalescing requests).
+    last_reload: Option<(Instant, Duration)>,
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -255,6 +263,7 @@ pub async fn run(
         registry_sems: HashMap::new(),
         last_good: HashMap::new(),
         first_load: true,
+        last_reload: None,
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
@@ -285,17 +294,11 @@ pub async fn run(
             }
             _ = debounce => {
                 pending_reload = None;
-                tracing::info!("inputs changed on disk; reloading");
+                tracing::info!("inputs changed on disk, or a reload request was coalesced; reloading");
                 s.reload();
             }
-            _ = state.reload.notified() => {
-                tracing::info!("reload requested over HTTP");
-                s.reload();
-            }
-            _ = hup_fut => {
-                tracing::info!("reload requested by SIGHUP");
-                s.reload();
-            }
+            _ = state.reload.notified() => s.request_reload("over HTTP", &mut pending_reload),
+            _ = hup_fut => s.request_reload("by SIGHUP", &mut pending_reload),
             _ = reload_tick.tick() => s.reload(),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down the scheduler");
@@ -431,9 +434,30 @@ impl Scheduler {
     /// the HTTP endpoints and the signal handler must keep a worker meanwhile.
     fn reload(&mut self) {
         use tokio::runtime::{Handle, RuntimeFlavor};
+        let started = Instant::now();
         match Handle::try_current().map(|h| h.runtime_flavor()) {
             Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.reload_inputs()),
             _ => self.reload_inputs(),
+        }
+        self.last_reload = Some((Instant::now(), started.elapsed()));
+    }
+
+    /// A reload asked for `how` (over HTTP, by SIGHUP): now, unless the last one ended less
+    /// than the gap ([`RELOAD_MIN_GAP`]) ago; then it joins the one pending reload at the gap's
+    /// end, so a storm of requests does one reload at a time and at most one more.
+    fn request_reload(&mut self, how: &str, pending: &mut Option<Instant>) {
+        let earliest = self
+            .last_reload
+            .map(|(end, took)| end + RELOAD_MIN_GAP.max(took.saturating_mul(RELOAD_GAP_FACTOR)));
+        match earliest {
+            Some(at) if at > Instant::now() => {
+                tracing::debug!("reload requested {how}: coalesced into the pending one");
+                *pending = Some(pending.map_or(at, |p| p.min(at)));
+            }
+            _ => {
+                tracing::info!("reload requested {how}; reloading");
+                self.reload();
+            }
         }
     }
 

@@ -180,3 +180,57 @@ async fn sigterm_ends_serve_while_connections_are_held() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `POST /-/reload` is refused without `--web.enable-lifecycle`; with it, a storm of requests
+/// is coalesced: one reload at a time, the rest collapse into one pending reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_needs_the_lifecycle_flag_and_a_storm_is_coalesced() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let post = "POST /-/reload HTTP/1.1\r\nHost: regprobe\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let (status, answer) = request_from("127.0.0.1", daemon.addr, post).await;
+    assert_eq!(status, 403, "{answer}");
+    drop(daemon);
+
+    let secrets = dir.path().join("secrets");
+    let log = dir.path().join("serve.log");
+    let daemon = Daemon::start(
+        &[
+            "--no-default-paths",
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+            "--interval",
+            "10m",
+            "--reload-interval",
+            "10m",
+            "--web.enable-lifecycle",
+            "--web.max-connections",
+            "256",
+        ],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let start = Instant::now();
+    while !support::http::request(daemon.addr, "GET", "/-/ready", &[], b"")
+        .is_ok_and(|r| r.status == 200)
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let storm = Instant::now();
+    for _ in 0..200 {
+        let (status, answer) = request_from("127.0.0.1", daemon.addr, post).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let took = storm.elapsed();
+    // Let the one pending reload run, then count the reloads done.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    drop(daemon);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let reloads = text.matches("reloading").count();
+    // At most one per second of storm (the minimum gap), plus the pending one.
+    let bound = took.as_secs() as usize + 2;
+    assert!(
+        (1..=bound).contains(&reloads),
+        "{reloads} reloads for 200 requests in {took:?}:\n{text}"
+    );
+}
