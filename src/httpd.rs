@@ -63,6 +63,10 @@ pub struct WebArgs {
     /// registry errors), or `all`.
     #[arg(long = "web.status-access", value_enum, default_value = "loopback")]
     pub status_access: StatusAccess,
+    /// Prometheus exporter-toolkit web configuration (TLS, client CA, basic_auth_users with
+    /// bcrypt hashes), re-read when it changes (`src/webconfig.rs`).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// The local address a connection came in on (a request extension next to axum's
@@ -87,6 +91,7 @@ impl Default for WebArgs {
             max_connections: 256,
             enable_lifecycle: false,
             status_access: StatusAccess::Loopback,
+            config_file: None,
         }
     }
 }
@@ -151,6 +156,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: WebArgs,
+    web: Option<Arc<crate::webconfig::WebConfigFile>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = limits.max_connections as usize;
@@ -190,27 +196,30 @@ pub async fn serve(
         };
         // Handlers see the peer (`/status` is for loopback peers by default).
         let local = LocalAddr(stream.local_addr().unwrap_or(peer));
+        let config = web.as_ref().map(|w| w.current()).unwrap_or_default();
+        let tls = config.tls.clone();
         let service = TowerToHyperService::new(
             router
                 .clone()
                 .layer(axum::Extension(axum::extract::ConnectInfo(peer)))
-                .layer(axum::Extension(local)),
+                .layer(axum::Extension(local))
+                .layer(axum::Extension(config)),
         );
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let mut stop = stop_rx.clone();
-        let age = limits.max_connection_age;
+        let stop = stop_rx.clone();
+        let (age, handshake) = (limits.max_connection_age, limits.read_header_timeout);
+        let builder = builder.clone();
         tokio::spawn(async move {
             let _slots = (slot, peer_slot);
-            tokio::pin!(conn);
-            let asked = tokio::select! {
-                r = conn.as_mut() => { log_conn_end(r); return; }
-                _ = stop.wait_for(|s| *s) => true,
-                _ = tokio::time::sleep(age) => true,
-            };
-            if asked {
-                conn.as_mut().graceful_shutdown();
-                if let Ok(r) = tokio::time::timeout(GRACE, conn.as_mut()).await {
-                    log_conn_end(r);
+            match tls {
+                None => drive(&builder, TokioIo::new(stream), service, stop, age).await,
+                Some(tls) => {
+                    // The handshake gets the header-read timeout too (a slowloris over TLS).
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => drive(&builder, TokioIo::new(s), service, stop, age).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
             }
         });
@@ -220,6 +229,30 @@ pub async fn serve(
     // Every connection holds one permit: all back means all closed.
     let _ = tokio::time::timeout(GRACE, slots.acquire_many(max as u32)).await;
     Ok(())
+}
+
+/// Serves one connection until it ends, `stop` asks, or it is `age` old (then gracefully, for at
+/// most [`GRACE`]).
+async fn drive<I>(
+    builder: &http1::Builder,
+    io: I,
+    service: TowerToHyperService<Router>,
+    mut stop: watch::Receiver<bool>,
+    age: Duration,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => { log_conn_end(r); return; }
+        _ = stop.wait_for(|s| *s) => {}
+        _ = tokio::time::sleep(age) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Ok(r) = tokio::time::timeout(GRACE, conn.as_mut()).await {
+        log_conn_end(r);
+    }
 }
 
 fn log_conn_end(r: Result<(), hyper::Error>) {

@@ -51,3 +51,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod watch;
+pub mod webconfig;

@@ -54,6 +54,16 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return cli::config_error(e),
     };
+    let web = match args.web.config_file.as_deref() {
+        None => None,
+        Some(path) => match regprobe::webconfig::WebConfigFile::open(path) {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                eprintln!("regprobe: {e}");
+                return ExitCode::Config;
+            }
+        },
+    };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -98,6 +108,7 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         listener,
         Arc::clone(&state),
         args.web.clone(),
+        web,
         async move {
             let _ = http_stop.changed().await;
         },

@@ -92,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/reload", post(reload))
         .fallback(not_found)
         .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn(crate::webconfig::require_auth))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -103,7 +104,7 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, WebArgs::default(), shutdown).await
+    serve_with(listener, state, WebArgs::default(), None, shutdown).await
 }
 
 /// [`serve`] with `limits` ([`crate::httpd`]: header-read timeout, connection caps, head and
@@ -112,9 +113,10 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     limits: WebArgs,
+    web: Option<Arc<crate::webconfig::WebConfigFile>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::httpd::serve(listener, router(state), limits, shutdown).await
+    crate::httpd::serve(listener, router(state), limits, web, shutdown).await
 }
 
 /// `413` for a request that announces (`Content-Length`) a body over [`MAX_BODY_BYTES`];
