@@ -10,11 +10,11 @@
 //!   Symlinks are followed, as kubelet's `..data` volume layout needs;
 //! * **a size cap** per call: more than `limit` bytes is [`ReadError::TooLarge`], found while
 //!   reading (never trusting `st_size`, which is 0 for `/proc` files and devices);
-//! * **a timeout**: the open and read run on a short-lived thread of their own, and a read that
-//!   takes longer than the timeout (a hung NFS or FUSE mount) is [`ReadError::TimedOut`]. The
-//!   caller goes on; the stuck thread ends when the kernel lets it. At most
-//!   [`MAX_STUCK_READS`] such threads exist at once: past that, reads fail at once with
-//!   [`ReadError::TooManyStuck`] instead of piling up threads.
+//! * **a timeout**: the open and read run on a long-lived reader thread, and a read that takes
+//!   longer than the timeout (a hung NFS or FUSE mount) is [`ReadError::TimedOut`]. The caller
+//!   goes on; the stuck reader is abandoned (later reads start a new one) and ends when the
+//!   kernel lets it. At most [`MAX_STUCK_READS`] reads may be stuck at once: past that, reads
+//!   fail at once with [`ReadError::TooManyStuck`] instead of piling up threads.
 //!
 //! Bytes are read into a zeroizing buffer (grown by copying, so no reallocation leaves secret
 //! bytes in freed memory). Callers on the async runtime run their whole load under
@@ -26,7 +26,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// How long one file may take to open and read by default: 5 s.
@@ -104,20 +104,43 @@ pub fn read_file_within(
     with_timeout(timeout, move || read_blocking(&path, limit))
 }
 
-/// Runs `work` on a thread of its own and waits at most `timeout` for it.
+/// Runs `work` on the reader thread and waits at most `timeout` for it.
 fn with_timeout<T: Send + 'static>(
     timeout: Duration,
     work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ReadError> {
-    with_timeout_counted(&STUCK, timeout, work)
+    with_timeout_counted(&READER, &STUCK, timeout, work)
 }
 
 const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// [`with_timeout`] counting abandoned (timed-out, still running) threads in `stuck`.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The long-lived reader thread's queue (a thread per read would cost ~0.1 ms each). A reader
+/// that stops answering is abandoned: the next read starts a new one.
+static READER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
+
+fn reader(slot: &Mutex<Option<mpsc::Sender<Job>>>) -> Result<mpsc::Sender<Job>, ReadError> {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(tx) = slot.as_ref() {
+        return Ok(tx.clone());
+    }
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("regprobe-read".into())
+        .stack_size(256 * 1024)
+        // Ends when every sender is gone (abandoned and its queue done).
+        .spawn(move || rx.into_iter().for_each(|job| job()))?;
+    *slot = Some(tx.clone());
+    Ok(tx)
+}
+
+/// [`with_timeout`] over the reader of `slot`, counting abandoned (timed-out, still running)
+/// reads in `stuck`.
 fn with_timeout_counted<T: Send + 'static>(
+    slot: &'static Mutex<Option<mpsc::Sender<Job>>>,
     stuck: &'static AtomicUsize,
     timeout: Duration,
     work: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
@@ -126,22 +149,27 @@ fn with_timeout_counted<T: Send + 'static>(
         return Err(ReadError::TooManyStuck);
     }
     let state = Arc::new(AtomicU8::new(RUNNING));
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let thread_state = Arc::clone(&state);
-    std::thread::Builder::new()
-        .name("regprobe-read".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let out = work();
-            if thread_state
-                .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // Abandoned by a timed-out caller: free its slot.
-                stuck.fetch_sub(1, Ordering::AcqRel);
-            }
-            let _ = tx.send(out);
-        })?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job_state = Arc::clone(&state);
+    let job: Job = Box::new(move || {
+        let out = work();
+        if job_state
+            .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Abandoned by a timed-out caller: free its slot.
+            stuck.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = tx.send(out);
+    });
+    let queue = reader(slot)?;
+    if let Err(mpsc::SendError(job)) = queue.send(job) {
+        // The reader is gone (it cannot be, but then start another).
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        reader(slot)?
+            .send(job)
+            .map_err(|_| ReadError::Io(io::Error::other("no reader thread")))?;
+    }
     match rx.recv_timeout(timeout) {
         Ok(out) => out,
         Err(_) => {
@@ -150,6 +178,8 @@ fn with_timeout_counted<T: Send + 'static>(
                 .is_ok()
             {
                 stuck.fetch_add(1, Ordering::AcqRel);
+                // This reader is stuck: later reads get a new one.
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Err(ReadError::TimedOut { after: timeout })
             } else {
                 // Finished just now.
@@ -267,12 +297,14 @@ mod tests {
     #[test]
     fn a_hung_read_times_out_and_stuck_reads_are_bounded() {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
+        static SLOT: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let hold = Arc::new(std::sync::Mutex::new(hold));
         let mut outcomes = Vec::new();
         for _ in 0..MAX_STUCK_READS + 2 {
             let hold = Arc::clone(&hold);
             outcomes.push(with_timeout_counted(
+                &SLOT,
                 &COUNT,
                 Duration::from_millis(20),
                 move || {
@@ -298,6 +330,6 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(with_timeout_counted(&COUNT, Duration::from_secs(5), || Ok(())).is_ok());
+        assert!(with_timeout_counted(&SLOT, &COUNT, Duration::from_secs(5), || Ok(())).is_ok());
     }
 }
