@@ -604,6 +604,50 @@ fn log_transition(previous: Option<&ProbeResult>, now: &ProbeResult) {
 mod tests {
     use super::*;
 
+    /// Per-registry limits and holds go with their registries (issue 13, bounded work).
+    #[test]
+    fn registry_limits_and_holds_are_pruned_with_their_registries() {
+        let inputs = Inputs {
+            paths: crate::inputs::InputPaths::default(),
+            network: crate::inputs::Network {
+                timeout: Duration::from_secs(1),
+                dns_server: None,
+                resolve: Vec::new(),
+                no_proxy: true,
+            },
+            concurrency: 1,
+            images: Vec::new(),
+            audit_all: false,
+            caps: Default::default(),
+        };
+        let mut s = Scheduler {
+            inputs,
+            schedule: Schedule {
+                interval: Duration::from_secs(60),
+                reload_interval: Duration::from_secs(60),
+                concurrency: 1,
+                registry_concurrency: 1,
+                startup_spread: Duration::ZERO,
+            },
+            store: Arc::new(Store::new("test")),
+            hasher: RandomState::new(),
+            slots: HashMap::new(),
+            holds: HashMap::new(),
+            registry_sems: HashMap::new(),
+            last_good: HashMap::new(),
+            first_load: true,
+            last_reload: None,
+        };
+        let _ = s.registry_sem("gone.example");
+        s.holds.insert(
+            "gone.example".into(),
+            Instant::now() + Duration::from_secs(600),
+        );
+        s.reload_inputs();
+        assert!(s.registry_sems.is_empty(), "{:?}", s.registry_sems.keys());
+        assert!(s.holds.is_empty());
+    }
+
     #[test]
     fn jitter_stays_within_ten_percent() {
         let base = Duration::from_secs(300);
