@@ -5,7 +5,7 @@
     python3 bench/reliability.py [PATH/TO/regprobe]     # default: target/release/regprobe
 
 Scenarios:
-  slowloris   1,000 connections from 127.0.0.1 that never finish their request head (each sent
+  slowloris   1,000 connections from one address (then from 16) that never finish their request head (each sent
               a 12 KiB partial header); counts how many the server keeps, whether /-/healthy
               and /metrics from 127.0.0.2 answer meanwhile, peak RSS, and how long until every
               held connection was closed.
@@ -90,16 +90,18 @@ def serve(secrets_dir, *extra, stderr=subprocess.DEVNULL):
     raise SystemExit("serve never became ready")
 
 
-def slowloris(tmp):
+def slowloris(tmp, sources=1):
     os.makedirs(f"{tmp}/empty", exist_ok=True)
     p, port = serve(f"{tmp}/empty")
     base = rss_kib(p.pid)
     held = []
     pad = b"X-Pad: " + b"a" * 12 * 1024
-    for _ in range(1000):
+    for i in range(1000):
         s = socket.socket()
         s.settimeout(2)
         try:
+            # Attack sources 127.0.1.x (the legitimate peer is 127.0.0.2).
+            s.bind((f"127.0.1.{i % sources + 1}", 0))
             s.connect(("127.0.0.1", port))
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + pad)
         except OSError:
@@ -145,6 +147,7 @@ def slowloris(tmp):
     p.wait(10)
     return {
         "attack_connections": 1000,
+        "attack_sources": sources,
         "held_by_server_after_0.5s": open_now,
         "healthy_status": healthy,
         "metrics_status": metrics,
@@ -230,7 +233,8 @@ def largest(tmp):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        out = {"slowloris": slowloris(tmp), "storm": storm(tmp), "largest": largest(tmp)}
+        out = {"slowloris": slowloris(tmp), "slowloris_16_sources": slowloris(tmp, 16),
+           "storm": storm(tmp), "largest": largest(tmp)}
     print(json.dumps(out, indent=2))
 
 

@@ -11,7 +11,7 @@
 //! | connection lifetime | 60 s | `--web.max-connection-age` | graceful close, dropped [`GRACE`] later |
 //! | request head (line + headers) | 16 KiB ([`MAX_HEADER_BYTES`]) | | `431`, closed |
 //! | request body | 4 KiB ([`MAX_BODY_BYTES`]) | | `413` (no endpoint reads a body) |
-//! | concurrent connections | 256 | `--web.max-connections` | new connection closed at once |
+//! | concurrent connections | 256 | `--web.max-connections` | the oldest connection is closed to make room |
 //! | concurrent connections from one peer IP | a quarter of the above, at least 1 | | new connection closed at once |
 //!
 //! The per-peer cap keeps one noisy peer (a slowloris from one address) from taking every slot
@@ -112,6 +112,53 @@ fn parse_limit(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How long a new connection waits for the slot of the connection it evicted.
+const EVICT_WAIT: Duration = Duration::from_millis(100);
+
+/// Live connections, oldest first, each with its eviction signal.
+#[derive(Default)]
+struct Live(Mutex<std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>>);
+
+/// Removes its connection from [`Live`] when the connection's task ends.
+struct Registered {
+    live: Arc<Live>,
+    id: u64,
+}
+
+impl Live {
+    fn add(self: &Arc<Self>, id: u64, evict: Arc<tokio::sync::Notify>) -> Registered {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((id, evict));
+        Registered {
+            live: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Signals the oldest live connection to close; false when there is none.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        match oldest {
+            Some((_, evict)) => {
+                evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut q = self.live.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = q.iter().position(|(id, _)| *id == self.id) {
+            q.remove(i);
+        }
+    }
+}
+
 /// Open connections per peer IP; a slot is released when its [`PeerSlot`] drops.
 #[derive(Debug, Default)]
 struct Peers(Mutex<HashMap<IpAddr, usize>>);
@@ -163,6 +210,8 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max));
     let peers = Arc::new(Peers::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let live = Arc::new(Live::default());
+    let mut next_id: u64 = 0;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -184,16 +233,34 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!(%peer, "connection limit reached: closing");
-            drop(stream);
-            continue;
-        };
         let Some(peer_slot) = peers.take(peer.ip(), limits.max_per_peer()) else {
             tracing::debug!(%peer, "per-peer connection limit reached: closing");
             drop(stream);
             continue;
         };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(s) => s,
+            // Full: close the oldest connection (most likely one that holds its slot without
+            // finishing a request: a scrape takes milliseconds) and take its slot, so attackers
+            // from many addresses cannot lock Prometheus and kubelet out.
+            Err(_) if live.evict_oldest() => {
+                match tokio::time::timeout(EVICT_WAIT, Arc::clone(&slots).acquire_owned()).await {
+                    Ok(Ok(s)) => s,
+                    _ => {
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "connection limit reached: closing");
+                drop(stream);
+                continue;
+            }
+        };
+        next_id += 1;
+        let evict = Arc::new(tokio::sync::Notify::new());
+        let registered = live.add(next_id, Arc::clone(&evict));
         // Handlers see the peer (`/status` is for loopback peers by default).
         let local = LocalAddr(stream.local_addr().unwrap_or(peer));
         let config = web.as_ref().map(|w| w.current()).unwrap_or_default();
@@ -209,18 +276,25 @@ pub async fn serve(
         let (age, handshake) = (limits.max_connection_age, limits.read_header_timeout);
         let builder = builder.clone();
         tokio::spawn(async move {
-            let _slots = (slot, peer_slot);
-            match tls {
-                None => drive(&builder, TokioIo::new(stream), service, stop, age).await,
-                Some(tls) => {
-                    // The handshake gets the header-read timeout too (a slowloris over TLS).
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => drive(&builder, TokioIo::new(s), service, stop, age).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+            let _slots = (slot, peer_slot, registered);
+            let body = async move {
+                match tls {
+                    None => drive(&builder, TokioIo::new(stream), service, stop, age).await,
+                    Some(tls) => {
+                        // The handshake gets the header-read timeout too (a slowloris over TLS).
+                        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => drive(&builder, TokioIo::new(s), service, stop, age).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
                     }
                 }
+            };
+            // Evicted: the connection is dropped at once.
+            tokio::select! {
+                _ = body => {}
+                _ = evict.notified() => tracing::debug!(%peer, "evicted: the connection limit was reached"),
             }
         });
     }

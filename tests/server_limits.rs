@@ -234,3 +234,30 @@ async fn reload_needs_the_lifecycle_flag_and_a_storm_is_coalesced() {
         "{reloads} reloads for 200 requests in {took:?}:\n{text}"
     );
 }
+
+/// Attackers from many addresses fill every slot (8 addresses × 4 = twice the 16 allowed):
+/// a new peer still gets an answer, because the oldest connection makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_from_many_addresses_does_not_lock_out_other_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let addr = daemon.addr;
+    let mut held = Vec::new();
+    for i in 0..32 {
+        let mut c = connect_from(&format!("127.0.1.{}", i % 8 + 1), addr).await;
+        let _ = c
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: regprobe\r\nX-Slow: a")
+            .await;
+        held.push(c);
+    }
+    for path in ["/-/healthy", "/metrics"] {
+        let (status, body) = request_from("127.0.0.2", addr, &get(path)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    for (i, c) in held.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(c, Duration::from_secs(10)).await,
+            "held connection {i} still open"
+        );
+    }
+}
