@@ -11,7 +11,7 @@
 //! | connection lifetime | 60 s | `--web.max-connection-age` | graceful close, dropped [`GRACE`] later |
 //! | request head (line + headers) | 16 KiB ([`MAX_HEADER_BYTES`]) | | `431`, closed |
 //! | request body | 4 KiB ([`MAX_BODY_BYTES`]) | | `413` (no endpoint reads a body) |
-//! | concurrent connections | 256 | `--web.max-connections` | the oldest connection is closed to make room |
+//! | concurrent connections | 128 | `--web.max-connections` | the oldest connection is closed to make room |
 //! | concurrent connections from one peer IP | a quarter of the above, at least 1 | | new connection closed at once |
 //!
 //! The per-peer cap keeps one noisy peer (a slowloris from one address) from taking every slot
@@ -53,7 +53,7 @@ pub struct WebArgs {
     #[arg(long = "web.max-connection-age", default_value = "60s", value_parser = parse_limit, value_name = "DUR")]
     pub max_connection_age: Duration,
     /// Connections served at once; more are closed at once. One peer address gets a quarter.
-    #[arg(long = "web.max-connections", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long = "web.max-connections", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
     /// Serve `POST /-/reload` (Prometheus' flag; without it the endpoint answers 403, and
     /// SIGHUP still reloads).
@@ -88,7 +88,7 @@ impl Default for WebArgs {
         WebArgs {
             read_header_timeout: Duration::from_secs(5),
             max_connection_age: Duration::from_secs(60),
-            max_connections: 256,
+            max_connections: 128,
             enable_lifecycle: false,
             status_access: StatusAccess::Loopback,
             config_file: None,
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn per_peer_share_is_a_quarter_at_least_one() {
         let mut w = WebArgs::default();
-        assert_eq!(w.max_per_peer(), 64);
+        assert_eq!(w.max_per_peer(), 32);
         w.max_connections = 3;
         assert_eq!(w.max_per_peer(), 1);
     }
