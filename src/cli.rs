@@ -140,6 +140,9 @@ Examples:
 /// Inputs and probe settings shared by `serve` and `check`.
 #[derive(Debug, Clone, Args)]
 pub struct InputArgs {
+    /// Caps on secrets, entries per secret and probes per cycle.
+    #[command(flatten)]
+    pub caps: crate::plan::caps::Caps,
     /// Directory of mounted Secrets: DIR/<name>/.dockerconfigjson (repeatable).
     /// Default: /etc/regprobe/secrets if present.
     #[arg(long = "secrets-dir", value_name = "DIR")]
@@ -220,7 +223,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5m", value_parser = parse_period, value_name = "DUR")]
     pub interval: Duration,
     /// HTTP listen address for /metrics, /status, /-/healthy, /-/ready, /-/reload.
-    #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR")]
+    #[arg(long, default_value = "0.0.0.0:9787", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Spread the first probes over a random delay up to this (at most the interval), so a
     /// DaemonSet rolled out at once does not hit a registry from every node together.
@@ -232,6 +235,9 @@ pub struct ServeArgs {
     /// Re-read the inputs this often even without a reload signal.
     #[arg(long, default_value = "60s", value_parser = parse_period, value_name = "DUR")]
     pub reload_interval: Duration,
+    /// HTTP server limits (`--web.*`).
+    #[command(flatten)]
+    pub web: crate::httpd::WebArgs,
 }
 
 /// `regprobe check`.
@@ -297,6 +303,17 @@ fn parse_period(s: &str) -> Result<Duration, String> {
     parse_bounded(s, MAX_PERIOD)
 }
 
+/// `IP:PORT`, `[IPv6]:PORT`, or a bare IPv6 address and port (`fd00::1:9787`, what the
+/// DaemonSet's `$(HOST_IP):9787` gives on an IPv6 node): the last `:` starts the port.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    s.rsplit_once(':')
+        .and_then(|(ip, port)| Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?)))
+        .ok_or_else(|| format!("{s:?} is not IP:PORT"))
+}
+
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
@@ -333,6 +350,7 @@ impl InputArgs {
             concurrency: self.concurrency as usize,
             images: self.images.clone(),
             audit_all: self.audit_all,
+            caps: self.caps,
         }
     }
 }
@@ -371,6 +389,7 @@ async fn check_credentials(args: &CheckArgs, resolved: &Inputs, inputs: &CheckIn
     };
     plan.invalid
         .extend(provider_failures(&loaded.provider_targets));
+    crate::plan::caps::limit_probes(&mut plan.targets, &resolved.caps);
     if plan.targets.is_empty() && plan.invalid.is_empty() {
         eprintln!(
             "regprobe: nothing to check: no credential found{} (give --secret FILE, --secrets-dir DIR, --image REF or --pod-spec FILE)",

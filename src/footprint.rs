@@ -13,10 +13,14 @@ use std::time::Duration;
 /// store's read lock) never stalls the probes' timers, and no more (probes wait on sockets).
 pub const WORKER_THREADS: usize = 2;
 
-/// Most threads tokio's blocking pool may start. Nothing in regprobe calls `spawn_blocking`;
-/// tokio uses the pool for `tokio::fs` and `lookup_host`, so 2 keep such calls working without
-/// letting a burst start the default 512 (each with a stack and, under glibc, an arena).
-pub const MAX_BLOCKING_THREADS: usize = 2;
+/// Most threads tokio's blocking pool may start: 4. The pool runs `tokio::fs` calls, the
+/// `--web.config.file` bcrypt checks (`spawn_blocking`, so at most this many run at once however
+/// many clients send passwords), and the worker handed off while a reload or a credential
+/// provider run blocks (`block_in_place`, `crate::scheduler`, `crate::providers`). 4 keeps a
+/// reload and the worker it hands off from waiting on two slow password checks, without letting a
+/// burst start the default 512 (each with a stack and, under glibc, an arena); idle threads exit
+/// after [`BLOCKING_KEEP_ALIVE`].
+pub const MAX_BLOCKING_THREADS: usize = 4;
 
 /// Stack size of the runtime's threads, bytes (tokio's default: 2 MiB). Probe futures live on
 /// the heap (`tokio::spawn`); the deepest stack use is a rustls handshake and `serde_json`

@@ -38,6 +38,8 @@ pub struct Inputs {
     pub images: Vec<String>,
     /// Try every matching credential of an image, not only up to the first that works.
     pub audit_all: bool,
+    /// Caps on secrets, entries per secret and probes per cycle.
+    pub caps: crate::plan::caps::Caps,
 }
 
 /// The paths named on the command line, before defaults are added.
@@ -271,6 +273,8 @@ impl Inputs {
             return Err(ConfigError::StdinTwice);
         }
         let mut loaded = load_secrets_timed(&sources)?;
+        crate::plan::caps::limit_secrets(&mut loaded.secrets, &self.caps);
+        loaded.seconds.truncate(loaded.secrets.len());
         loaded.hosts_dirs = self.hosts_dirs()?;
         for path in pod_specs {
             let specs = crate::podspec::load(path)?;
@@ -486,6 +490,7 @@ mod tests {
             concurrency: 1,
             images: Vec::new(),
             audit_all: false,
+            caps: Default::default(),
         }
     }
 

@@ -44,9 +44,12 @@ pub const REVISION: &str = match option_env!("REGPROBE_REVISION") {
 
 pub mod cli;
 pub mod clock;
+pub mod failclosed;
 pub mod footprint;
+pub mod fsread;
 mod golang;
 pub mod hosts;
+pub mod httpd;
 pub mod inputs;
 pub mod plan;
 pub mod podspec;
@@ -59,3 +62,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod watch;
+pub mod webconfig;

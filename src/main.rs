@@ -69,6 +69,16 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return cli::config_error(e),
     };
+    let web = match args.web.config_file.as_deref() {
+        None => None,
+        Some(path) => match regprobe::webconfig::WebConfigFile::open(path) {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                eprintln!("regprobe: {e}");
+                return ExitCode::Config;
+            }
+        },
+    };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -78,6 +88,14 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
     };
     let store = Arc::new(Store::new(env!("CARGO_PKG_VERSION")));
     let state = Arc::new(AppState::new(Arc::clone(&store)));
+    use std::sync::atomic::Ordering;
+    state
+        .lifecycle
+        .store(args.web.enable_lifecycle, Ordering::Release);
+    state.status_loopback_only.store(
+        args.web.status_access == regprobe::httpd::StatusAccess::Loopback,
+        Ordering::Release,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let schedule = Schedule {
         interval: args.interval,
@@ -93,7 +111,7 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         node = std::env::var("NODE_NAME").unwrap_or_default(),
         "regprobe serving"
     );
-    let sched = tokio::spawn(scheduler::run(
+    let mut sched = tokio::spawn(scheduler::run(
         inputs,
         env,
         schedule,
@@ -101,10 +119,27 @@ async fn serve(args: cli::ServeArgs) -> ExitCode {
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
-        let _ = http_stop.changed().await;
-    }));
-    wait_for_termination().await;
+    let http = tokio::spawn(server::serve_with(
+        listener,
+        Arc::clone(&state),
+        args.web.clone(),
+        web,
+        async move {
+            let _ = http_stop.changed().await;
+        },
+    ));
+    // Fail closed: a scheduler that stops unasked (a panic) makes /-/healthy fail and the
+    // process exit non-zero, so kubelet restarts it instead of it serving stale results.
+    tokio::select! {
+        _ = wait_for_termination() => {}
+        _ = &mut sched => {
+            state.alive.store(false, std::sync::atomic::Ordering::Release);
+            tracing::error!("the scheduler stopped unexpectedly; exiting");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), http).await;
+            return ExitCode::Failed;
+        }
+    }
     tracing::info!("termination signal received");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sched).await;

@@ -173,20 +173,20 @@ pub fn load(path: &Path) -> Result<PodSpecs, PodSpecError> {
             })?;
         buf
     } else {
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => PodSpecError::NotFound(path.to_path_buf()),
-            _ => PodSpecError::Unreadable {
-                path: path.to_path_buf(),
-                source: e,
-            },
-        })?;
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(PodSpecError::TooLarge(path.to_path_buf()));
+        // Regular files only (`/dev/zero` is an error, not 1 GB), capped, with a timeout.
+        match crate::fsread::read_file(path, MAX_FILE_BYTES) {
+            Ok(bytes) => bytes.to_vec(),
+            Err(e) if e.is_not_found() => return Err(PodSpecError::NotFound(path.to_path_buf())),
+            Err(crate::fsread::ReadError::TooLarge { .. }) => {
+                return Err(PodSpecError::TooLarge(path.to_path_buf()))
+            }
+            Err(e) => {
+                return Err(PodSpecError::Unreadable {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })
+            }
         }
-        std::fs::read(path).map_err(|source| PodSpecError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?
     };
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(PodSpecError::TooLarge(path.to_path_buf()));

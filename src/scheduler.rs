@@ -65,6 +65,12 @@ pub struct Schedule {
 pub const MAX_BACKOFF_FACTOR: u32 = 2;
 /// Quiet time after a file event before reloading (kubelet's swap is several events).
 pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+/// Shortest gap between the end of a reload and a requested one (`POST /-/reload`, `SIGHUP`):
+/// at least this, and at least [`RELOAD_GAP_FACTOR`] times the last reload's duration. Requests
+/// inside the gap collapse into one pending reload at its end.
+pub const RELOAD_MIN_GAP: Duration = Duration::from_secs(1);
+/// See [`RELOAD_MIN_GAP`]: a reload storm costs at most 1/(1+4) = 20% of a core.
+pub const RELOAD_GAP_FACTOR: u32 = 4;
 
 /// `interval × U(0.9, 1.1)`.
 pub fn jittered(interval: Duration) -> Duration {
@@ -99,9 +105,24 @@ enum SlotKey {
 
 impl Job {
     async fn run(&self, env: &ProbeEnv, audit_all: bool) -> Vec<ProbeResult> {
+        crate::failclosed::inject_panic(match self {
+            Job::Credential(t) => &t.registry,
+            Job::Image(p) => &p.image,
+        });
         match self {
             Job::Credential(t) => vec![probe_credential(env, t).await],
             Job::Image(p) => probe_image(env, &p.attempts, &p.key_verdicts, audit_all).await,
+        }
+    }
+
+    /// The results of this job when its task ends without any ([`crate::failclosed`]).
+    fn internal_error(&self) -> Vec<ProbeResult> {
+        match self {
+            Job::Credential(t) => vec![crate::failclosed::internal_error(
+                &t.registry,
+                Some(&t.secret),
+            )],
+            Job::Image(p) => crate::failclosed::internal_error_image(p),
         }
     }
 
@@ -198,8 +219,8 @@ struct Scheduler {
     /// Secret id → the credential targets of its last good parse.
     last_good: HashMap<String, Vec<CredentialTarget>>,
     first_load: bool,
-    /// Built TLS configurations, cleared at each re-read so changed CA files are picked up.
-    tls: Arc<crate::probe::exchange::TlsConfigs>,
+    /// When the last reload ended and how long it took (for coalescing requests).
+    last_reload: Option<(Instant, Duration)>,
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -212,7 +233,8 @@ pub async fn run(
 ) {
     let audit_all = inputs.audit_all;
     let sem = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
-    let (tx, mut rx) = mpsc::channel::<(SlotKey, Vec<ProbeResult>)>(64);
+    // Unbounded, yet at most one message per slot in flight (the drop guard's, or its own).
+    let (tx, mut rx) = mpsc::unbounded_channel::<(SlotKey, Vec<ProbeResult>)>();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // At least once per interval: a secret that does not parse is "probed" by each re-read, so
     // its series stay as fresh as the others (`RegprobeProbeStale` looks at 3 intervals).
@@ -238,10 +260,11 @@ pub async fn run(
         registry_sems: HashMap::new(),
         last_good: HashMap::new(),
         first_load: true,
-        tls: Arc::clone(&env.tls),
+        last_reload: None,
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
+    crate::failclosed::inject_panic("scheduler");
 
     loop {
         s.launch_due(&env, &sem, &tx, audit_all);
@@ -274,17 +297,11 @@ pub async fn run(
             }
             _ = debounce => {
                 pending_reload = None;
-                tracing::info!("inputs changed on disk; reloading");
+                tracing::info!("inputs changed on disk, or a reload request was coalesced; reloading");
                 s.reload();
             }
-            _ = state.reload.notified() => {
-                tracing::info!("reload requested over HTTP");
-                s.reload();
-            }
-            _ = hup_fut => {
-                tracing::info!("reload requested by SIGHUP");
-                s.reload();
-            }
+            _ = state.reload.notified() => s.request_reload("over HTTP", &mut pending_reload),
+            _ = hup_fut => s.request_reload("by SIGHUP", &mut pending_reload),
             _ = reload_tick.tick() => s.reload(),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down the scheduler");
@@ -296,11 +313,21 @@ pub async fn run(
 }
 
 impl Scheduler {
+    /// Forgets the per-registry limits and rate-limit holds of registries no slot probes any
+    /// more (and holds that have passed), so they do not grow with every registry ever seen.
+    fn prune_registries(&mut self) {
+        let hosts: BTreeSet<&str> = self.slots.values().map(|s| s.job.registry_host()).collect();
+        let now = Instant::now();
+        self.registry_sems.retain(|h, _| hosts.contains(h.as_str()));
+        self.holds
+            .retain(|h, until| hosts.contains(h.as_str()) && *until > now);
+    }
+
     fn launch_due(
         &mut self,
         env: &ProbeEnv,
         sem: &Arc<Semaphore>,
-        tx: &mpsc::Sender<(SlotKey, Vec<ProbeResult>)>,
+        tx: &mpsc::UnboundedSender<(SlotKey, Vec<ProbeResult>)>,
         audit_all: bool,
     ) {
         let now = Instant::now();
@@ -351,10 +378,12 @@ impl Scheduler {
             };
             slot.in_flight = true;
             let (env, job, tx, key) = (env.clone(), Arc::clone(&slot.job), tx.clone(), key.clone());
+            // A panicking probe still reports (internal_error) and clears its in-flight mark.
+            let guard = crate::failclosed::InFlight::new(key, job.internal_error(), tx);
             tokio::spawn(async move {
                 let results = job.run(&env, audit_all).await;
                 drop((per_registry, global));
-                let _ = tx.send((key, results)).await;
+                guard.finish(results);
             });
         }
     }
@@ -415,10 +444,43 @@ impl Scheduler {
         }
     }
 
+    /// [`Scheduler::reload_inputs`], off the runtime's worker on a multi-threaded runtime
+    /// (`block_in_place`): file reads block (each bounded by [`crate::fsread`]'s timeout), and
+    /// the HTTP endpoints and the signal handler must keep a worker meanwhile.
+    fn reload(&mut self) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let started = Instant::now();
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.reload_inputs()),
+            _ => self.reload_inputs(),
+        }
+        self.last_reload = Some((Instant::now(), started.elapsed()));
+    }
+
+    /// A reload asked for `how` (over HTTP, by SIGHUP): now, unless the last one ended less
+    /// than the gap ([`RELOAD_MIN_GAP`]) ago; then it joins the one pending reload at the gap's
+    /// end, so a storm of requests does one reload at a time and at most one more.
+    fn request_reload(&mut self, how: &str, pending: &mut Option<Instant>) {
+        let earliest = self
+            .last_reload
+            .map(|(end, took)| end + RELOAD_MIN_GAP.max(took.saturating_mul(RELOAD_GAP_FACTOR)));
+        match earliest {
+            Some(at) if at > Instant::now() => {
+                tracing::debug!("reload requested {how}: coalesced into the pending one");
+                *pending = Some(pending.map_or(at, |p| p.min(at)));
+            }
+            _ => {
+                tracing::info!("reload requested {how}; reloading");
+                self.reload();
+            }
+        }
+    }
+
     /// Re-reads the inputs and reconciles the slots. When the inputs cannot be read the last
     /// good state is kept whole; a secret that no longer parses keeps its last good targets.
-    fn reload(&mut self) {
-        self.tls.clear();
+    fn reload_inputs(&mut self) {
+        // The TLS cache is kept: its entries are rebuilt when a CA, certificate or key file
+        // changes (`TlsConfigs::get` compares the files' stamps).
         let (mut plan, images) = match crate::plan::load(&self.inputs, &[]) {
             Ok(x) => x,
             Err(e) => {
@@ -514,6 +576,7 @@ impl Scheduler {
         }
         self.slots = fresh;
         self.first_load = false;
+        self.prune_registries();
         for r in &plan.invalid {
             keep.push(ProbeKey::of(r));
         }
@@ -619,6 +682,51 @@ fn log_transition(previous: Option<&ProbeResult>, now: &ProbeResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Per-registry limits and holds go with their registries (issue 13, bounded work).
+    #[test]
+    fn registry_limits_and_holds_are_pruned_with_their_registries() {
+        let inputs = Inputs {
+            paths: crate::inputs::InputPaths::default(),
+            network: crate::inputs::Network {
+                timeout: Duration::from_secs(1),
+                dns_server: None,
+                resolve: Vec::new(),
+                no_proxy: true,
+            },
+            concurrency: 1,
+            images: Vec::new(),
+            audit_all: false,
+            caps: Default::default(),
+        };
+        let mut s = Scheduler {
+            inputs,
+            schedule: Schedule {
+                interval: Duration::from_secs(60),
+                reload_interval: Duration::from_secs(60),
+                concurrency: 1,
+                registry_concurrency: 1,
+                startup_spread: Duration::ZERO,
+            },
+            store: Arc::new(Store::new("test")),
+            hasher: RandomState::new(),
+            slots: HashMap::new(),
+            holds: HashMap::new(),
+            registry_sems: HashMap::new(),
+            last_good: HashMap::new(),
+            first_load: true,
+            last_reload: None,
+        };
+        s.registry_sems
+            .insert("gone.example".into(), Arc::new(Semaphore::new(1)));
+        s.holds.insert(
+            "gone.example".into(),
+            Instant::now() + Duration::from_secs(600),
+        );
+        s.reload_inputs();
+        assert!(s.registry_sems.is_empty(), "{:?}", s.registry_sems.keys());
+        assert!(s.holds.is_empty());
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

@@ -4,20 +4,31 @@
 //! |---|---|
 //! | `GET /metrics` | the [`Store`]'s metrics ([`crate::report::metrics`]): OpenMetrics when `Accept` asks for it, else the Prometheus text format 0.0.4 ([`crate::report::exposition`]) |
 //! | `GET /status` | `{"probes": [PROBE, …]}` of the latest cycle ([`crate::report::status`]) |
-//! | `GET /-/healthy` | `200 OK` while the process serves |
+//! | `GET /-/healthy` | `200 OK` while the process serves and its scheduler runs ([`AppState::alive`]), `503` after |
 //! | `GET /-/ready` | `200` once the inputs were loaded ([`AppState::ready`]), `503` before; never depends on probe results |
-//! | `POST /-/reload` | asks for a reload of the inputs ([`AppState::reload`]), `200`; other methods `405` |
+//! | `POST /-/reload` | with `--web.enable-lifecycle`: asks for a reload of the inputs ([`AppState::reload`]), `200`; without: `403` (as Prometheus; `SIGHUP` always reloads); other methods `405` |
 //! | `GET /` | a short HTML page listing the endpoints |
 //!
 //! Anything else is `404`.
+//!
+//! **Who may read `/status`**: it names the users of credentials and quotes registry error text,
+//! so by default it answers peers on this node only (loopback, or a peer with the address the
+//! connection came in on: `curl $NODE_IP:9787/status` from a shell or debug pod on the node);
+//! other peers get `403`. `--web.status-access=all` serves it to every
+//! peer (behind `--web.config.file` authentication, or a firewall). `/metrics` carries no user
+//! names and is served to every peer.
 
+use crate::httpd::{WebArgs, MAX_BODY_BYTES};
 use crate::report::{self, Store};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -30,6 +41,13 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// `POST /-/reload` calls `notify_one` on it; the scheduler waits on it (next to `SIGHUP`).
     pub reload: tokio::sync::Notify,
+    /// Cleared when the scheduler stopped unasked (a panic): `/-/healthy` then answers `503`.
+    pub alive: AtomicBool,
+    /// `--web.enable-lifecycle`: `POST /-/reload` is served (else `403`, as Prometheus).
+    pub lifecycle: AtomicBool,
+    /// `--web.status-access=all` clears it; set (the default), `/status` answers loopback
+    /// peers only (module docs).
+    pub status_loopback_only: AtomicBool,
 }
 
 impl AppState {
@@ -39,6 +57,9 @@ impl AppState {
             store,
             ready: AtomicBool::new(false),
             reload: tokio::sync::Notify::new(),
+            alive: AtomicBool::new(true),
+            lifecycle: AtomicBool::new(false),
+            status_loopback_only: AtomicBool::new(true),
         }
     }
 }
@@ -70,19 +91,46 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .fallback(not_found)
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn(crate::webconfig::require_auth))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes, then stops accepting and lets
-/// requests in flight finish (graceful shutdown).
+/// Serves [`router`] on `listener` with the default [`WebArgs`] limits until `shutdown`
+/// completes, then stops accepting and lets requests in flight finish (graceful shutdown).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, WebArgs::default(), None, shutdown).await
+}
+
+/// [`serve`] with `limits` ([`crate::httpd`]: header-read timeout, connection caps, head and
+/// body size caps).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    limits: WebArgs,
+    web: Option<Arc<crate::webconfig::WebConfigFile>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::httpd::serve(listener, router(state), limits, web, shutdown).await
+}
+
+/// `413` for a request that announces (`Content-Length`) a body over [`MAX_BODY_BYTES`];
+/// [`DefaultBodyLimit`] caps what any extractor would read.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    }
+    next.run(request).await
 }
 
 async fn index() -> Html<&'static str> {
@@ -101,13 +149,36 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
-async fn status(State(state): State<Arc<AppState>>) -> Response {
+async fn status(
+    State(state): State<Arc<AppState>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    local: Option<Extension<crate::httpd::LocalAddr>>,
+) -> Response {
+    // Without a known peer (in-process calls) there is no remote reader to refuse. A peer is
+    // on this node when it is loopback or has the address the connection came in on.
+    let local_ip = local.map(|Extension(crate::httpd::LocalAddr(a))| a.ip());
+    let remote = peer
+        .is_some_and(|Extension(ConnectInfo(a))| !a.ip().is_loopback() && Some(a.ip()) != local_ip);
+    if remote && state.status_loopback_only.load(Ordering::Acquire) {
+        return (
+            StatusCode::FORBIDDEN,
+            "/status names users and quotes registry errors: served to peers on this node only (loopback, or the node's own address); start with --web.status-access=all to serve it to every peer\n",
+        )
+            .into_response();
+    }
     let latest = state.store.latest();
     Json(report::status_json(&latest)).into_response()
 }
 
-async fn healthy() -> &'static str {
-    "OK\n"
+async fn healthy(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.alive.load(Ordering::Acquire) {
+        (StatusCode::OK, "OK\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy: the scheduler stopped\n",
+        )
+    }
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
@@ -121,9 +192,17 @@ async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str)
     }
 }
 
-async fn reload(State(state): State<Arc<AppState>>) -> &'static str {
+async fn reload(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if !state.lifecycle.load(Ordering::Acquire) {
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled (start with --web.enable-lifecycle; SIGHUP always reloads).\n",
+        );
+    }
+    // notify_one keeps at most one permit: a storm of requests is one pending reload, and the
+    // scheduler spaces reloads out (`scheduler::RELOAD_MIN_GAP`).
     state.reload.notify_one();
-    "reload requested\n"
+    (StatusCode::OK, "reload requested\n")
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -237,6 +316,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn healthy_fails_once_the_scheduler_died() {
+        let state = state();
+        state.alive.store(false, Ordering::Release);
+        let (status, _, body) = call(&state, Method::GET, "/-/healthy").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("scheduler"), "{body}");
+    }
+
+    #[tokio::test]
     async fn ready_flips_and_ignores_probe_results() {
         let state = state();
         let (status, ct, _) = call(&state, Method::GET, "/-/ready").await;
@@ -255,6 +343,7 @@ mod tests {
     #[tokio::test]
     async fn reload_notifies_and_only_on_post() {
         let state = state();
+        state.lifecycle.store(true, Ordering::Release);
         let (status, _, _) = call(&state, Method::GET, "/-/reload").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         // A GET must not have requested a reload.
@@ -268,6 +357,66 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), state.reload.notified())
             .await
             .expect("POST /-/reload notifies");
+    }
+
+    #[tokio::test]
+    async fn reload_is_forbidden_without_the_lifecycle_flag() {
+        let state = state();
+        let (status, _, body) = call(&state, Method::POST, "/-/reload").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("--web.enable-lifecycle"), "{body}");
+        let waited = tokio::time::timeout(Duration::from_millis(50), state.reload.notified()).await;
+        assert!(waited.is_err(), "a forbidden reload notified");
+    }
+
+    async fn status_from(state: &Arc<AppState>, peer: &str) -> StatusCode {
+        let peer: SocketAddr = peer.parse().unwrap();
+        router(state.clone())
+            .layer(Extension(ConnectInfo(peer)))
+            .oneshot(
+                Request::builder()
+                    .uri("/status")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn status_is_for_loopback_peers_unless_opened() {
+        let state = state();
+        assert_eq!(status_from(&state, "127.0.0.1:5000").await, StatusCode::OK);
+        assert_eq!(status_from(&state, "[::1]:5000").await, StatusCode::OK);
+        assert_eq!(
+            status_from(&state, "10.1.2.3:5000").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status_from(&state, "[fd00::1]:5000").await,
+            StatusCode::FORBIDDEN
+        );
+        // The node's own address (the connection's local address) is on this node.
+        let on_node = router(state.clone())
+            .layer(Extension(ConnectInfo(
+                "10.1.2.3:5000".parse::<SocketAddr>().unwrap(),
+            )))
+            .layer(Extension(crate::httpd::LocalAddr(
+                "10.1.2.3:9787".parse().unwrap(),
+            )))
+            .oneshot(
+                Request::builder()
+                    .uri("/status")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(on_node, StatusCode::OK);
+        state.status_loopback_only.store(false, Ordering::Release);
+        assert_eq!(status_from(&state, "10.1.2.3:5000").await, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -212,6 +212,7 @@ fn no_command_or_endpoint_prints_a_secret() {
             sd,
         ])
         .args(["--image", &img_t, "--listen", &addr.to_string()])
+        .arg("--web.enable-lifecycle")
         .stderr(std::fs::File::create(&log).unwrap())
         .stdout(Stdio::null())
         .spawn()

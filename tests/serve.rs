@@ -28,6 +28,7 @@ fn start_serve(secrets: &std::path::Path, log: &std::path::Path) -> Daemon {
             "10m",
             "--timeout",
             "3s",
+            "--web.enable-lifecycle",
         ],
         std::fs::File::create(log).unwrap().into(),
     )

@@ -46,6 +46,7 @@ fn serve_with_nothing_to_probe_warns_and_exports_zero() {
             "10m",
             "--reload-interval",
             "1h",
+            "--web.enable-lifecycle",
         ],
         std::fs::File::create(&log).unwrap().into(),
     );

@@ -275,13 +275,14 @@ fn host_dir_from_roots(roots: &[PathBuf], host: &str) -> Result<Option<PathBuf>,
 /// containerd `loadHostDir`.
 fn load_host_dir(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<HostConfig>, HostsError> {
     let toml_path = dir.join("hosts.toml");
-    let bytes = match std::fs::read(&toml_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => {
+    // Regular files only, at most 1 MiB, with a timeout (`crate::fsread`).
+    let bytes = match crate::fsread::read_file(&toml_path, crate::fsread::MAX_CONFIG_BYTES) {
+        Ok(bytes) => bytes.to_vec(),
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => {
             return Err(HostsError::Read {
                 path: toml_path,
-                source,
+                source: e.into(),
             })
         }
     };

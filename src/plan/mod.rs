@@ -13,6 +13,7 @@
 //! a pull. Reading a pod spec's YAML stays in [`crate::podspec`]: it is input parsing, as for
 //! secrets; choosing secrets and credentials from what it read is planning, here.
 
+pub mod caps;
 pub mod pod;
 
 use std::collections::BTreeSet;
@@ -152,11 +153,13 @@ fn matches_filter(registry: &str, only: &[String]) -> bool {
 /// answer is a finished `provider_missing` / `provider_failed` result. Plugins run only when
 /// kubelet's cache would run them (the cache outlives reloads).
 pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), ConfigError> {
-    let secrets: Vec<Secret> = load_all(&inputs.sources())?;
+    let mut secrets: Vec<Secret> = load_all(&inputs.sources())?;
+    caps::limit_secrets(&mut secrets, &inputs.caps);
     let dirs = inputs.hosts_dirs()?;
     let cri = inputs.cri_auths()?;
     let Some(providers) = inputs.providers()? else {
         let mut p = plan(&secrets, &dirs, only)?;
+        caps::limit_probes(&mut p.targets, &inputs.caps);
         add_own_expiries(&mut p);
         p.warnings.extend(cri.warnings.iter().cloned());
         let mut images = plan_images(&inputs.images, &secrets, &dirs)?;
@@ -172,6 +175,7 @@ pub fn load(inputs: &Inputs, only: &[String]) -> Result<(Plan, Vec<ImagePlan>), 
     };
     crate::inputs::resolve_providers(&providers, &inputs.images, true, &mut loaded);
     let mut p = plan(&loaded.secrets, &dirs, only)?;
+    caps::limit_probes(&mut p.targets, &inputs.caps);
     for a in loaded
         .provider_targets
         .iter()

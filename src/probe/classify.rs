@@ -157,6 +157,13 @@ pub fn with_expiry(f: Failure, expiry: Option<i64>, now: i64) -> Failure {
     }
 }
 
+/// The reason of a probe that ended without a result (its task panicked or was dropped):
+/// [`Reason::InternalError`] (class `config`, `docs/metrics.md`): regprobe failed, not the
+/// credential or the registry, and a missing result must never count as success.
+pub fn internal_error() -> Reason {
+    Reason::InternalError
+}
+
 /// The reason of an image attempt's failure. An anonymous attempt because no key matched
 /// (`credential_given == false`), refused for lack of credentials, is
 /// [`Reason::NoMatchingCredential`] (contract): the fix is the secret's key, not the registry.

@@ -100,13 +100,13 @@ pub fn finish(
             result.class = Some(reason.class());
             // Every piece of the detail is either evidence (already redacted) or the
             // transport's words, which may quote a URL a hostile peer chose: redact again.
-            result.detail = evidence::redact(
-                &describe(&failure, result, target),
-                &super::exchange::redaction_list(
-                    &target.host,
-                    target.credential.password.expose_secret(),
-                ),
+            let forms = super::exchange::redaction_list(
+                &target.host,
+                &target.credential.username,
+                target.credential.password.expose_secret(),
             );
+            let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
+            result.detail = evidence::redact(&describe(&failure, result, target), &secrets);
             result.failed = Some(failed_at(failure, result, target));
         }
     }
@@ -168,7 +168,7 @@ async fn handshake(
         result,
         Phase::Challenge,
         challenge_req,
-        &super::exchange::redaction_list(host, ""),
+        &super::exchange::as_strs(&super::exchange::redaction_list(host, "", "")),
     )
     .await
     {
@@ -189,7 +189,7 @@ async fn handshake(
                 result,
                 Phase::Challenge,
                 host_request(host, Method::GET, base.clone(), None),
-                &super::exchange::redaction_list(host, ""),
+                &super::exchange::as_strs(&super::exchange::redaction_list(host, "", "")),
             )
             .await
             {
@@ -245,7 +245,8 @@ async fn handshake(
     let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
-    let secrets = super::exchange::redaction_list(host, password);
+    let forms = super::exchange::redaction_list(host, user, password);
+    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
 
     let chosen = challenges
         .iter()
@@ -297,12 +298,25 @@ async fn handshake(
                     "the token contains bytes not allowed in an HTTP header".into(),
                 ));
             };
+            // An echoing registry may return the bearer token: it is a secret too.
+            let token_value = tok.value.expose_secret().to_string();
+            let mut with_token = secrets.clone();
+            with_token.push(&token_value);
             // verify. A 401 with `error=` is final here: containerd's `invalidAuthorization`
             // (`authorizer.go`) retries with a fresh token only when the previous response was
             // to another request (`sameRequest`), and the challenge answered this same
             // `GET /v2/`, so the second answer fails ("server message: …: authorization
             // failed"), with no fresh token.
-            let resp = verify(session, result, host, &base, tls.clone(), bearer, &secrets).await?;
+            let resp = verify(
+                session,
+                result,
+                host,
+                &base,
+                tls.clone(),
+                bearer,
+                &with_token,
+            )
+            .await?;
             if resp.status.is_success() {
                 return Ok(format!(
                     "the token service at {} issued a token for user `{}` ({} request) and {} accepted it",

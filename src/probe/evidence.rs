@@ -3,6 +3,7 @@
 //! stripped of any credential the probe holds.
 
 use super::outcome::{Exchange, Phase, ProbeResult};
+pub use super::redact::credential_forms;
 use super::transport::Response;
 pub use super::transport::{excerpt, EXCERPT_CHARS};
 use serde::Deserialize;
@@ -43,16 +44,12 @@ fn error_parts(body: &[u8]) -> (Option<String>, Option<String>) {
     (None, Some(String::from_utf8_lossy(body).into_owned()))
 }
 
-/// Replaces every occurrence of each non-trivial secret in `text` with `<redacted>`.
-/// Secrets shorter than 4 characters are not searched (they would blank ordinary words).
+/// Replaces every form of each non-trivial secret in `text`, and any credential-shaped value
+/// (`Basic …`, `Bearer …`, `"token": "…"`, `password=…`), with `<redacted>`: the one redaction,
+/// [`super::redact::redact`]. Pass [`super::redact::credential_forms`] so that the base64
+/// `user:password` forms are found too.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= 4 && out.contains(s) {
-            out = out.replace(s, "<redacted>");
-        }
-    }
-    out
+    super::redact::redact(text, secrets)
 }
 
 /// Records one exchange on `result`. `secrets` are removed from anything kept, before it is cut
@@ -125,7 +122,7 @@ pub fn record_failed(result: &mut ProbeResult, phase: Phase, method: &str, url: 
     result.exchanges.push(Exchange {
         phase: Some(phase),
         method: method.to_string(),
-        url: strip_userinfo(url.as_str()),
+        url: redact(&strip_userinfo(url.as_str()), &[]),
         ..Exchange::default()
     });
 }

@@ -20,11 +20,39 @@ use std::sync::Mutex;
 
 /// The node's trust anchors and the rustls configurations built from them, one per distinct
 /// host TLS settings (hosts.toml `ca`, `client`, `skip_verify`). Building a configuration walks
-/// the whole node bundle, so probes share them; the scheduler clears the cache at each re-read
-/// of the inputs, so a changed CA file is picked up.
+/// the whole node bundle, so probes share them, across reloads too: an entry is rebuilt only
+/// when one of its CA, certificate or key files changed (its [`file_stamps`] differ).
 pub struct TlsConfigs {
     roots: NodeRoots,
-    cache: Mutex<HashMap<String, (Arc<rustls::ClientConfig>, String)>>,
+    /// Settings → (file stamps when built, configuration, where its trust comes from).
+    cache: Mutex<HashMap<String, CachedConfig>>,
+}
+
+type CachedConfig = (String, Arc<rustls::ClientConfig>, String);
+
+/// `(device, inode, length, mtime)` of each of `host`'s CA and client files, symlinks followed
+/// (kubelet's `..data` swap changes the inode), or `-` for one that cannot be stat'ed.
+pub fn file_stamps(host: &RegistryHost) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let files = host.ca_files.iter().chain(
+        host.client_pairs
+            .iter()
+            .flat_map(|(c, k)| std::iter::once(c).chain(k.iter())),
+    );
+    files
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) => format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ),
+            Err(_) => "-".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 impl TlsConfigs {
@@ -46,12 +74,18 @@ impl TlsConfigs {
             "{:?}|{:?}|{:?}",
             host.skip_verify, host.ca_files, host.client_pairs
         );
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(hit);
+        let stamps = file_stamps(host);
+        if let Some((_, config, source)) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).filter(|e| e.0 == stamps).cloned())
+        {
+            return Ok((config, source));
         }
         let built = client_config(host, &self.roots)?;
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, built.clone());
+            c.insert(key, (stamps, built.0.clone(), built.1.clone()));
         }
         Ok(built)
     }
@@ -142,12 +176,18 @@ pub fn add_host_headers(headers: &mut http::HeaderMap, host: &RegistryHost) {
     }
 }
 
-/// The strings evidence must never show for requests to `host`: `secret` (a password or
-/// refresh token) and every hosts.toml header value of the host.
-pub fn redaction_list<'a>(host: &'a RegistryHost, secret: &'a str) -> Vec<&'a str> {
-    std::iter::once(secret)
-        .chain(host.headers.iter().map(|(_, v)| v.as_str()))
-        .collect()
+/// The strings evidence must never show for requests to `host`: every form of the credential
+/// (`user`, `secret`: [`super::redact::credential_forms`], the base64 `user:password` among
+/// them) and every hosts.toml header value of the host. Borrow them with [`as_strs`].
+pub fn redaction_list(host: &RegistryHost, user: &str, secret: &str) -> Vec<String> {
+    let mut forms = super::redact::credential_forms(user, secret);
+    forms.extend(host.headers.iter().map(|(_, v)| v.clone()));
+    forms
+}
+
+/// `&str` views of owned strings, for the `secrets: &[&str]` the evidence functions take.
+pub fn as_strs(forms: &[String]) -> Vec<&str> {
+    forms.iter().map(String::as_str).collect()
 }
 
 /// A request with an `Authorization` header (marked sensitive by its builder).

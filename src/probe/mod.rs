@@ -22,6 +22,7 @@ pub mod exchange;
 pub mod failure;
 pub mod outcome;
 pub mod pull;
+pub mod redact;
 pub mod tls;
 pub mod token;
 pub mod tokenjson;

@@ -245,10 +245,12 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                         !target.failed_providers.is_empty(),
                     );
                     // The transport's words may quote a URL a hostile peer chose: redact them too.
-                    let (_, password) = containerd_credentials(target.credential_for(&host.host));
+                    let (user, password) =
+                        containerd_credentials(target.credential_for(&host.host));
+                    let forms = super::exchange::redaction_list(host, &user, &password);
                     let detail = super::evidence::redact(
                         &describe(&failure, &host_result_last(&result), target, &host.host),
-                        &super::exchange::redaction_list(host, password.as_str()),
+                        &super::exchange::as_strs(&forms),
                     );
                     let failed =
                         failed_on_host(failure, &result.exchanges, first_index, host, target);
@@ -383,6 +385,7 @@ async fn resolve_on_host(
             .push(Note::ContainerdConfigCredential(host.host.clone()));
     }
     let scope = format!("repository:{}:pull", target.repository);
+    let forms = super::exchange::redaction_list(host, &user, &secret);
     let mut method = Method::HEAD;
     let mut auth = Authorizer::default();
     let mut previous_status: Option<StatusCode> = None;
@@ -397,15 +400,20 @@ async fn resolve_on_host(
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let sent = match exchange(
-            session,
-            result,
-            Phase::Manifest,
-            req.clone(),
-            &super::exchange::redaction_list(host, secret.as_str()),
-        )
-        .await
-        {
+        // The credential's forms, the hosts.toml header values, and the header value sent (a
+        // bearer token) are secrets.
+        let sent = auth
+            .handler
+            .as_ref()
+            .and_then(|(h, _)| h.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, v)| v.to_string());
+        let secrets: Vec<&str> = forms
+            .iter()
+            .map(String::as_str)
+            .chain(sent.as_deref())
+            .collect();
+        let sent = match exchange(session, result, Phase::Manifest, req.clone(), &secrets).await {
             Err(e)
                 if scheme == HostScheme::Https
                     && host.http_fallback
@@ -421,14 +429,7 @@ async fn resolve_on_host(
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
-                exchange(
-                    session,
-                    result,
-                    Phase::Manifest,
-                    retry,
-                    &super::exchange::redaction_list(host, secret.as_str()),
-                )
-                .await
+                exchange(session, result, Phase::Manifest, retry, &secrets).await
             }
             other => other,
         };
@@ -554,15 +555,19 @@ async fn resolve_on_host(
         let mut req = host_request(host, Method::GET, url, tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
+        let sent = auth
+            .handler
+            .as_ref()
+            .and_then(|(h, _)| h.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, v)| v.to_string());
+        let secrets: Vec<&str> = forms
+            .iter()
+            .map(String::as_str)
+            .chain(sent.as_deref())
+            .collect();
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let get = exchange(
-            session,
-            result,
-            Phase::Manifest,
-            req,
-            &super::exchange::redaction_list(host, secret.as_str()),
-        )
-        .await;
+        let get = exchange(session, result, Phase::Manifest, req, &secrets).await;
         if matches!(auth.handler, Some((_, AuthScheme::Basic))) {
             let error_code = match get {
                 Ok(g) if g.status == StatusCode::FORBIDDEN => {

@@ -208,9 +208,11 @@ pub fn client_config(
 /// Go `CertPool.AppendCertsFromPEM` on one file: PEM `CERTIFICATE` blocks are taken, anything
 /// else is skipped; no usable certificate at all is an error.
 fn add_ca_file(store: &mut RootCertStore, path: &Path) -> Result<(), TlsConfigError> {
-    let data = std::fs::read(path).map_err(|source| TlsConfigError::ReadCa {
-        path: path.to_path_buf(),
-        source,
+    let data = crate::fsread::read_file(path, crate::fsread::MAX_PEM_BYTES).map_err(|e| {
+        TlsConfigError::ReadCa {
+            path: path.to_path_buf(),
+            source: e.into(),
+        }
     })?;
     let (certs, pem_error) = pem_certificates(&data);
     let (added, _ignored) = store.add_parsable_certificates(certs);
@@ -258,9 +260,11 @@ fn load_pair(
         detail,
     };
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsConfigError::ReadClient {
-            path: path.to_path_buf(),
-            source,
+        crate::fsread::read_file(path, crate::fsread::MAX_PEM_BYTES).map_err(|e| {
+            TlsConfigError::ReadClient {
+                path: path.to_path_buf(),
+                source: e.into(),
+            }
         })
     };
     let cert_pem = read(cert_path)?;
@@ -551,6 +555,25 @@ mod tests {
         let roots = NodeRoots::from_certificates(vec![ca.der.clone()]);
         let (config, _) = client_config(&host(Vec::new(), false), &roots).unwrap();
         handshake(config, server, "registry.test").unwrap();
+    }
+
+    /// The daemon keeps built configurations across reloads; a CA file replaced (kubelet's
+    /// atomic swap: a new inode) rebuilds its entry, an unchanged one does not.
+    #[test]
+    fn tls_cache_survives_reloads_until_a_ca_file_changes() {
+        let dir = TempDir::new().unwrap();
+        let path = write(&dir, "ca.crt", &ca("first CA").pem);
+        let configs = crate::probe::exchange::TlsConfigs::new(NodeRoots::default());
+        let h = host(vec![path.clone()], false);
+        let (a, _) = configs.get(&h).unwrap();
+        let (b, _) = configs.get(&h).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "an unchanged CA file was rebuilt");
+        let next = write(&dir, "ca.crt.new", &ca("second CA").pem);
+        std::fs::rename(&next, &path).unwrap();
+        let (c, _) = configs.get(&h).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "a changed CA file was not picked up");
+        let (d, _) = configs.get(&h).unwrap();
+        assert!(Arc::ptr_eq(&c, &d));
     }
 
     #[test]

@@ -194,7 +194,8 @@ pub async fn fetch(
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
-    let secrets = super::exchange::redaction_list(host, req.secret);
+    let forms = super::exchange::redaction_list(host, req.username, req.secret);
+    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
     let started = Instant::now();
     let mut headers = http::HeaderMap::new();
     super::exchange::add_host_headers(&mut headers, host);

@@ -164,11 +164,15 @@ pub enum Reason {
     /// A credential-provider plugin exited non-zero, timed out, or answered what kubelet
     /// rejects (class `credential`).
     ProviderFailed,
+    /// The probe itself failed (a regprobe bug: the probe task panicked); its verdict is unknown.
+    /// Class `config`: the fault is in this node's prober, not the credential, the network or the
+    /// registry, and it must never read as success ([`crate::failclosed`]).
+    InternalError,
 }
 
 impl Reason {
     /// Every reason, in contract order.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 29] = [
         Reason::Unauthorized,
         Reason::TokenForbidden,
         Reason::CredentialMissing,
@@ -197,6 +201,7 @@ impl Reason {
         Reason::NoMatchingCredential,
         Reason::ProviderMissing,
         Reason::ProviderFailed,
+        Reason::InternalError,
     ];
 
     /// The class this reason belongs to (`docs/metrics.md` table).
@@ -211,7 +216,7 @@ impl Reason {
             | TlsUntrusted | TlsHostnameMismatch | TlsExpired | TlsHandshake => Class::Network,
             NotARegistry | PlainHttp | RegistryError | TokenEndpoint | TokenRejected
             | RateLimited | ChallengeUnsupported | ManifestUnsupported => Class::Registry,
-            SecretInvalid | NoMatchingCredential | ProviderMissing => Class::Config,
+            SecretInvalid | NoMatchingCredential | ProviderMissing | InternalError => Class::Config,
             ProviderFailed => Class::Credential,
         }
     }
@@ -248,6 +253,7 @@ impl Reason {
             NoMatchingCredential => "no_matching_credential",
             ProviderMissing => "provider_missing",
             ProviderFailed => "provider_failed",
+            InternalError => "internal_error",
         }
     }
 }
@@ -270,7 +276,7 @@ mod tests {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.as_str()));
         }
-        assert_eq!(seen.len(), 28);
+        assert_eq!(seen.len(), 29);
     }
 
     #[test]
@@ -286,5 +292,6 @@ mod tests {
         assert_eq!(Reason::NoMatchingCredential.class(), Class::Config);
         assert_eq!(Reason::ProviderMissing.class(), Class::Config);
         assert_eq!(Reason::ProviderFailed.class(), Class::Credential);
+        assert_eq!(Reason::InternalError.class(), Class::Config);
     }
 }

@@ -113,6 +113,9 @@ pub fn hint(reason: Reason, registry: &str, realm_host: Option<&str>) -> String 
         Reason::ProviderFailed => format!(
             "kubelet's credential provider gives no credential for {registry}: the plugin failed (see its stderr in the detail). If it fails on every node, check the cloud identity and its registry policy (node role / managed identity / service account); if on some nodes only, their access to the metadata service and the cloud's token endpoint."
         ),
+        Reason::InternalError => format!(
+            "regprobe itself failed while probing {registry} (an internal error, a bug), so this credential's state is unknown. Check regprobe's log for the panic and report it; the credential may be fine."
+        ),
     }
 }
 

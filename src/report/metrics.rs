@@ -528,6 +528,17 @@ fn render(snap: &Facts, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         "Probes the current inputs configure (credential and image probes, invalid secrets included); 0 when the DaemonSet probes nothing.",
         snap.configured_probes.map(|n| n as i64),
     )?;
+    {
+        use crate::plan::caps::{capped, Cap};
+        gauge(
+            enc,
+            "regprobe_inputs_capped",
+            "Inputs left out at the last load because a cap (--max-secrets, --max-entries-per-secret, --max-probes) was reached.",
+            Cap::ALL
+                .iter()
+                .map(|c| ([("cap", c.as_str())], capped(*c) as i64)),
+        )?;
+    }
     Ok(())
 }
 

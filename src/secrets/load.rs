@@ -603,40 +603,24 @@ fn read_explicit(path: &Path, flag: &'static str) -> Result<Option<Zeroizing<Vec
     }
 }
 
+/// [`crate::fsread::read_file`] under [`MAX_FILE_BYTES`]: regular files only (a FIFO named
+/// `.dockerconfigjson` is an error, not a hang), read with a timeout.
 fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, ReadFail> {
-    let file = fs::File::open(path).map_err(ReadFail::Io)?;
-    let len = file.metadata().map_err(ReadFail::Io)?.len();
-    if len > MAX_FILE_BYTES {
-        return Err(ReadFail::TooLarge);
-    }
-    read_limited(file, len as usize)
+    crate::fsread::read_file(path, MAX_FILE_BYTES).map_err(ReadFail::from)
 }
 
-/// Reads at most [`MAX_FILE_BYTES`] into a zeroizing buffer. The buffer is grown by copying into
-/// a new zeroizing buffer, so no reallocation leaves secret bytes behind in freed memory.
-fn read_limited(mut reader: impl Read, size_hint: usize) -> Result<Zeroizing<Vec<u8>>, ReadFail> {
-    let limit = MAX_FILE_BYTES as usize;
-    let mut buf = Zeroizing::new(Vec::with_capacity(size_hint.min(limit) + 1));
-    let mut chunk = Zeroizing::new([0u8; 8192]);
-    loop {
-        let n = match reader.read(&mut chunk[..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReadFail::Io(e)),
-        };
-        if buf.len() + n > limit {
-            return Err(ReadFail::TooLarge);
+/// Standard input, at most [`MAX_FILE_BYTES`].
+fn read_limited(reader: impl Read, _size_hint: usize) -> Result<Zeroizing<Vec<u8>>, ReadFail> {
+    crate::fsread::read_limited(reader, MAX_FILE_BYTES).map_err(ReadFail::from)
+}
+
+impl From<crate::fsread::ReadError> for ReadFail {
+    fn from(e: crate::fsread::ReadError) -> Self {
+        match e {
+            crate::fsread::ReadError::TooLarge { .. } => ReadFail::TooLarge,
+            other => ReadFail::Io(other.into()),
         }
-        if buf.capacity() - buf.len() < n {
-            let capacity = (buf.capacity() * 2).max(buf.len() + n).min(limit + 1);
-            let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(buf)
 }
 
 #[cfg(test)]

@@ -155,3 +155,110 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Which challenge [`echoing_registry`] issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoAuth {
+    /// `Basic realm="echo"`: the credential goes to `/v2/` as `Authorization: Basic …`.
+    Basic,
+    /// `Bearer realm="<self>/token"`: the token service (on the same fake) issues
+    /// [`ECHO_TOKEN`] and [`ECHO_REFRESH_TOKEN`]; `/v2/` then gets `Authorization: Bearer …`.
+    Bearer,
+    /// `Bearer realm="<self>/token"` whose token service answers `401` and echoes the request,
+    /// POST form (URL-encoded password) included.
+    BearerTokenEcho,
+}
+
+/// The bearer token [`echoing_registry`] issues.
+pub const ECHO_TOKEN: &str = "echo-issued-TOKEN-9f8e7d6c5b4a";
+/// The refresh token [`echoing_registry`] issues next to [`ECHO_TOKEN`].
+pub const ECHO_REFRESH_TOKEN: &str = "echo-issued-REFRESH-1a2b3c4d5e";
+
+/// Imitates a registry behind a debugging reverse proxy that reflects the request into its
+/// error answers (an nginx `return 401 "$http_authorization"` left in place, an httpbin-style
+/// echo service mounted on `/v2/`, Harbor or Artifactory error pages that quote the request):
+/// every `401` carries the request's headers (decoded `Basic` pair included) and body in the
+/// registry error envelope's `message`, in `X-Echo` and `X-Request-Authorization` headers and
+/// in the challenge's `error_description`. `/v2/` without credentials gets the challenge of
+/// `auth`; the token service is on the same fake at `/token`.
+pub fn echoing_registry(auth: EchoAuth) -> FakeServer {
+    use base64::Engine;
+    let port = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+    let server_port = std::sync::Arc::clone(&port);
+    let server = FakeServer::serve(Ipv4Addr::LOCALHOST, move |seen| {
+        let port = server_port.get().copied().unwrap_or(0);
+        let authz = seen
+            .header("authorization")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let decoded = authz
+            .as_deref()
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let echo = format!(
+            "you sent {} {} authorization={} decoded={} body={}",
+            seen.method,
+            seen.target,
+            authz.clone().unwrap_or_default(),
+            decoded,
+            String::from_utf8_lossy(&seen.body)
+        );
+        let echo_401 = |challenge: String| {
+            let body = serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": echo}]});
+            response(
+                401,
+                b"Unauthorized",
+                &[
+                    API_VERSION,
+                    ("Content-Type", b"application/json"),
+                    ("WWW-Authenticate", challenge.as_bytes()),
+                    ("X-Echo", echo.as_bytes()),
+                    (
+                        "X-Request-Authorization",
+                        authz.clone().unwrap_or_default().as_bytes(),
+                    ),
+                ],
+                body.to_string().as_bytes(),
+            )
+        };
+        let realm = format!("http://127.0.0.1:{port}/token");
+        let challenge = match auth {
+            EchoAuth::Basic => "Basic realm=\"echo\"".to_string(),
+            _ => format!("Bearer realm=\"{realm}\",service=\"echo\""),
+        };
+        let path = seen.target.split('?').next().unwrap_or("");
+        let answer = if path == "/token" {
+            if auth == EchoAuth::BearerTokenEcho {
+                echo_401("Basic realm=\"token\"".to_string())
+            } else {
+                let body = serde_json::json!({
+                    "token": ECHO_TOKEN,
+                    "access_token": ECHO_TOKEN,
+                    "refresh_token": ECHO_REFRESH_TOKEN,
+                    "expires_in": 300
+                });
+                response(
+                    200,
+                    b"OK",
+                    &[("Content-Type", b"application/json")],
+                    body.to_string().as_bytes(),
+                )
+            }
+        } else if authz.is_none() {
+            response(
+                401,
+                b"Unauthorized",
+                &[API_VERSION, ("WWW-Authenticate", challenge.as_bytes())],
+                b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}",
+            )
+        } else {
+            let description = echo.replace('\\', "\\\\").replace('"', "\\\"");
+            let c = format!("{challenge},error_description=\"{description}\"");
+            echo_401(c)
+        };
+        vec![Step::Send(answer)]
+    });
+    let _ = port.set(server.port());
+    server
+}

@@ -330,6 +330,7 @@ fn every_family_has_help_and_type_and_the_output_ends_with_eof() {
         ("regprobe_credential_provider_duration_seconds", "gauge"),
         ("regprobe_credential_expiry_timestamp_seconds", "gauge"),
         ("regprobe_configured_probes", "gauge"),
+        ("regprobe_inputs_capped", "gauge"),
     ];
     for (name, kind) in families {
         assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
