@@ -567,6 +567,136 @@ async fn collect_with_progress<T>(
     done
 }
 
+/// Runs kubelet's pull loop for every image a pod secret does not block, then, image by image in
+/// `planned` order, the `/v2/` handshake of the credentials whose pull it tells more about
+/// ([`follow_ups`], each credential once across images) and the diagnosis. With `print` (text
+/// output), each image is printed as soon as it and every image listed before it are known, so
+/// a stuck registry holds back only the images after it; on a terminal the progress line names
+/// what is still running. Returns each image's pull results and its diagnosis, in order.
+async fn stream_images(
+    env: &crate::probe::credential::ProbeEnv,
+    planned: &[crate::plan::pod::PlannedImage],
+    inputs: &CheckInputs,
+    audit_all: bool,
+    concurrency: usize,
+    print: Option<(Style, Output)>,
+) -> (
+    Vec<Vec<ProbeResult>>,
+    Vec<crate::report::diagnosis::ImageDiagnosis>,
+) {
+    use crate::run::Event;
+    let n = planned.len();
+    let runnable: Vec<usize> = (0..n).filter(|&i| planned[i].invalid.is_none()).collect();
+    let plans: Vec<_> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
+    let mut events = spawn_images(env, &plans, audit_all, concurrency);
+    // Blocked images have no pull: known at once.
+    let mut pulls: Vec<Option<Vec<ProbeResult>>> = planned
+        .iter()
+        .map(|p| p.invalid.as_ref().map(|_| Vec::new()))
+        .collect();
+    let mut creds: Vec<ProbeResult> = Vec::new();
+    let mut diagnoses = Vec::with_capacity(n);
+    let mut progress = Progress::for_terminal(crate::report::width::columns());
+    let mut running: std::collections::BTreeMap<usize, Instant> = Default::default();
+    let mut tick = tokio::time::interval(crate::report::progress::TICK);
+    let mut next = 0;
+    let mut open = true;
+    while next < n {
+        // Diagnose and print every image whose pull (and those before it) is known.
+        while next < n && pulls[next].is_some() {
+            let done: Vec<Vec<ProbeResult>> = pulls[..=next]
+                .iter()
+                .map(|p| p.clone().unwrap_or_default())
+                .collect();
+            // The follow-ups of a prefix of the images are a prefix of the follow-ups of more of
+            // them (`follow_ups` goes in order, each credential once): run only the new ones.
+            let follow = follow_ups(&planned[..=next], &done);
+            if follow.plan.targets.len() > creds.len() {
+                let fresh = crate::plan::Plan {
+                    targets: follow.plan.targets[creds.len()..].to_vec(),
+                    ..Default::default()
+                };
+                progress.clear();
+                let got = collect_with_progress(
+                    spawn_plan(env, &fresh, concurrency),
+                    fresh.targets.len(),
+                    |j| {
+                        format!(
+                            "{} secret={}",
+                            fresh.targets[j].registry, fresh.targets[j].secret
+                        )
+                    },
+                )
+                .await;
+                // (A probe task always reports, failing closed; a gap is filled the same way.)
+                creds.extend(got.into_iter().zip(&fresh.targets).map(|(r, t)| {
+                    r.unwrap_or_else(|| {
+                        crate::failclosed::internal_error(&t.registry, Some(&t.secret))
+                    })
+                }));
+            }
+            let one = crate::plan::pod::FollowUps {
+                plan: follow.plan,
+                index: vec![follow.index[next].clone()],
+            };
+            let d = diagnose_images(
+                inputs,
+                &planned[next..=next],
+                &done[next..=next],
+                &one,
+                &creds,
+            )
+            .remove(0);
+            if let Some((style, output)) = print {
+                progress.clear();
+                if output == Output::Short {
+                    outln!("{}", render_image_short(&d, style));
+                } else {
+                    let refs: Vec<&ProbeResult> = done[next].iter().collect();
+                    outln!("{}", render_image_diagnosis(&d, &refs, style));
+                }
+            }
+            diagnoses.push(d);
+            next += 1;
+        }
+        if next == n {
+            break;
+        }
+        if !open {
+            // A pull task that never reported (cannot happen: they fail closed): no results.
+            for p in pulls.iter_mut().filter(|p| p.is_none()) {
+                *p = Some(Vec::new());
+            }
+            continue;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => open = false,
+                Some(Event::Started(k)) => {
+                    running.insert(runnable[k], Instant::now());
+                }
+                Some(Event::Finished(k, rs)) => {
+                    running.remove(&runnable[k]);
+                    pulls[runnable[k]] = Some(*rs);
+                }
+            },
+            _ = tick.tick(), if progress.enabled() => {
+                let now = Instant::now();
+                let shown: Vec<(String, std::time::Duration)> = running
+                    .iter()
+                    .map(|(i, t)| (format!("image {}", planned[*i].job.image), now - *t))
+                    .collect();
+                progress.draw(&shown);
+            }
+        }
+    }
+    progress.clear();
+    (
+        pulls.into_iter().map(Option::unwrap_or_default).collect(),
+        diagnoses,
+    )
+}
+
 /// `check --image` / `check --pod-spec`: kubelet's pull loop per image, each attempt walked
 /// from DNS to the manifest `HEAD` (the credential's `/v2/` handshake, then containerd's
 /// manifest request). Exit 0 when every image would pull and every secret given parses.
@@ -592,38 +722,21 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
         Err(e) => return config_error(e),
     };
     let concurrency = resolved.concurrency;
-    // 1. kubelet's pull loop (containerd's manifest HEAD) for every image a pod secret does not
-    //    block; on a terminal the progress line names the images still pulling.
-    let runnable: Vec<usize> = (0..planned.len())
-        .filter(|&i| planned[i].invalid.is_none())
-        .collect();
-    let plans: Vec<_> = runnable.iter().map(|&i| planned[i].plan.clone()).collect();
-    let events = spawn_images(&env, &plans, resolved.audit_all, concurrency);
-    let pulled = collect_with_progress(events, plans.len(), |k| {
-        format!("image {}", planned[runnable[k]].job.image)
-    })
+    // kubelet's pull loop per image, the follow-up credential handshakes, the diagnosis: each
+    // image printed (text) as soon as it and the images before it are known.
+    let print = match args.output {
+        Output::Json => None,
+        Output::Text | Output::Short => Some((style_of(args), args.output)),
+    };
+    let (pulls, diagnoses) = stream_images(
+        &env,
+        &planned,
+        inputs,
+        resolved.audit_all,
+        concurrency,
+        print,
+    )
     .await;
-    let mut pulls: Vec<Vec<ProbeResult>> = vec![Vec::new(); planned.len()];
-    for (i, rs) in runnable.into_iter().zip(pulled) {
-        pulls[i] = rs.unwrap_or_default();
-    }
-    // 2. the `/v2/` handshake of the credentials whose pull it tells more about.
-    let follow = follow_ups(&planned, &pulls);
-    let fp = &follow.plan;
-    let events = spawn_plan(&env, fp, concurrency);
-    let creds: Vec<ProbeResult> =
-        collect_with_progress(events, fp.invalid.len() + fp.targets.len(), |i| {
-            match i.checked_sub(fp.invalid.len()) {
-                Some(j) => format!("{} secret={}", fp.targets[j].registry, fp.targets[j].secret),
-                None => String::new(),
-            }
-        })
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    // 3. the diagnosis of each image.
-    let diagnoses = diagnose_images(inputs, &planned, &pulls, &follow, &creds);
     // Every secret given that does not parse is a failed probe (contract), used or not.
     let invalid: Vec<ProbeResult> = loaded
         .secrets
@@ -647,14 +760,6 @@ async fn check_images(args: &CheckArgs, resolved: &Inputs, inputs: &CheckInputs)
         }
         Output::Text | Output::Short => {
             let style = style_of(args);
-            for (d, rs) in diagnoses.iter().zip(&pulls) {
-                if args.output == Output::Short {
-                    outln!("{}", render_image_short(d, style));
-                    continue;
-                }
-                let refs: Vec<&ProbeResult> = rs.iter().collect();
-                outln!("{}", render_image_diagnosis(d, &refs, style));
-            }
             let pullable = diagnoses.iter().filter(|d| d.pullable).count();
             let mut summary = format!(
                 "{} image{}, {pullable} pullable, {} not pullable",

@@ -168,3 +168,63 @@ fn image_checks_show_the_images_still_pulling_on_a_terminal() {
         .unwrap_or_else(|| panic!("no diagnosis of the image:\n{tty:?}"));
     assert!(progress < verdict, "{tty:?}");
 }
+
+/// With images, each image is printed once it and the images before it are known: the healthy
+/// image (listed first, on the real registry) is on standard output while the pull of the image
+/// on the stuck fake is still running. The stuck pull has 30 s; the healthy verdict must come
+/// within 15 s (it takes well under one), which printing everything at the end cannot do.
+#[test]
+fn images_stream_in_order_while_a_later_pull_is_stuck() {
+    use std::io::BufRead;
+    let s = setup();
+    support::push_image(&s._registry, "team/app:1", Some(("alice", PW)));
+    let good_image = format!("{}/team/app:1", s.good);
+    let stuck_image = format!("{}/team/app:1", s.stuck);
+    let mut child = support::regprobe()
+        .args([
+            "check",
+            "--no-default-paths",
+            "--timeout",
+            "30s",
+            "--secrets-dir",
+            s.secrets.to_str().unwrap(),
+        ])
+        .args(["--image", &good_image, "--image", &stuck_image])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = String::new();
+    let verdict = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.trim_start().starts_with("verdict:") {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(verdict, "no verdict while the stuck pull runs:\n{seen}");
+    assert!(still_running, "{seen}");
+    assert!(seen.contains(&format!("image {good_image}")), "{seen}");
+    assert!(seen.contains("verdict: ok"), "{seen}");
+    assert!(!seen.contains(&stuck_image), "{seen}");
+}
