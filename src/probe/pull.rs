@@ -119,6 +119,16 @@ struct Authorizer {
     last_401: Option<(Method, String)>,
 }
 
+impl Authorizer {
+    /// The credential part of the header the handler sends (`Bearer <token>`, `Basic <b64>`):
+    /// a secret for the evidence of the request that carries it.
+    fn sent_credential(&self) -> Option<String> {
+        let (h, _) = self.handler.as_ref()?;
+        let (_, v) = h.to_str().ok()?.split_once(' ')?;
+        Some(v.to_string())
+    }
+}
+
 /// `(username, secret)` as containerd's `ParseAuth` derives them from kubelet's `AuthConfig`
 /// (`docs/containerd-kubelet.md` §4): a username is required; without one the pull is anonymous.
 fn containerd_credentials(c: Option<&Credential>) -> (String, String) {
@@ -402,12 +412,7 @@ async fn resolve_on_host(
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
         // The credential's forms, the hosts.toml header values, and the header value sent (a
         // bearer token) are secrets.
-        let sent = auth
-            .handler
-            .as_ref()
-            .and_then(|(h, _)| h.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .map(|(_, v)| v.to_string());
+        let sent = auth.sent_credential();
         let secrets: Vec<&str> = forms
             .iter()
             .map(String::as_str)
@@ -555,12 +560,7 @@ async fn resolve_on_host(
         let mut req = host_request(host, Method::GET, url, tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
-        let sent = auth
-            .handler
-            .as_ref()
-            .and_then(|(h, _)| h.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .map(|(_, v)| v.to_string());
+        let sent = auth.sent_credential();
         let secrets: Vec<&str> = forms
             .iter()
             .map(String::as_str)
