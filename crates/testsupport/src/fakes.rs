@@ -18,7 +18,7 @@
 //! as [`crate::fake::NOT_HTTP`]), so a client that tries HTTPS first and falls back to HTTP
 //! (containerd's rule for loopback hosts) sees the same thing as with a real web server.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use crate::fake::{response, FakeServer, Step, API_VERSION};
@@ -118,12 +118,25 @@ pub fn plain_http_registry() -> Registry {
     Registry::start(RegistryOptions::default())
 }
 
-/// A port on 127.0.0.1 where nothing listens (bound, noted, closed): connecting gets
-/// `ECONNREFUSED`.
+/// A port on 127.0.0.1 where nothing listens: connecting gets `ECONNREFUSED`.
+///
+/// The port stays bound (a TCP socket that never calls `listen`) until the test binary exits,
+/// so no other test or process can take it in between; a port that was merely freed could be
+/// handed out again by the kernel to a parallel test's listener and then accept.
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    static HELD: Mutex<Vec<socket2::Socket>> = Mutex::new(Vec::new());
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    socket
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let port = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .expect("an inet address")
+        .port();
+    HELD.lock().unwrap().push(socket);
     port
 }
 
