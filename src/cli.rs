@@ -82,7 +82,8 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
-    /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing filter such as `regprobe=debug`).
+    /// Log filter: a level (`error`, `warn`, `info`, `debug`, `trace`), or comma-separated
+    /// `TARGET=LEVEL` directives such as `info,regprobe=debug`.
     #[arg(long, global = true, default_value = "info", env = "REGPROBE_LOG")]
     pub log_level: String,
     /// Log format.

@@ -7,29 +7,35 @@ use regprobe::scheduler::{self, Schedule};
 use regprobe::server::{self, AppState};
 use std::io::IsTerminal;
 use std::sync::Arc;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// The log filter of `--log-level`, with the file watcher's library (`notify`) at `warn`
-/// unless the filter names it: at `info` it reports every watch it loses when a secret
-/// directory goes away, which regprobe handles (and logs) itself.
-fn log_filter(level: &str) -> EnvFilter {
+/// The log filter of `--log-level`: comma-separated `LEVEL` or `TARGET=LEVEL` directives
+/// (tracing-subscriber's [`Targets`], the `RUST_LOG` syntax without span or field filters,
+/// which need the regex engine: issue #16, ~1 MB less code). The file watcher's library
+/// (`notify`) is at `warn` unless the filter names it: at `info` it reports every watch it loses
+/// when a secret directory goes away, which regprobe handles (and logs) itself. A filter that
+/// does not parse falls back to `info,notify=warn`.
+fn log_filter(level: &str) -> Targets {
     let spec = if level.contains("notify") {
         level.to_string()
     } else {
         format!("{level},notify=warn")
     };
-    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,notify=warn"))
+    spec.parse()
+        .unwrap_or_else(|_| "info,notify=warn".parse().expect("a valid filter"))
 }
 
 fn init_logging(cli: &Cli) {
     let filter = log_filter(&cli.log_level);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
+        LogFormat::Text => registry.with(layer).init(),
     }
 }
 
@@ -165,5 +171,28 @@ async fn wait_for_termination() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn log_filter_takes_levels_and_target_directives() {
+        let f = log_filter("info,regprobe=debug");
+        assert!(f.would_enable("regprobe::probe", &Level::DEBUG));
+        assert!(f.would_enable("hyper", &Level::INFO));
+        assert!(!f.would_enable("hyper", &Level::DEBUG));
+        // The file watcher's library is at warn unless named.
+        assert!(!f.would_enable("notify", &Level::INFO));
+        assert!(f.would_enable("notify", &Level::WARN));
+        assert!(log_filter("notify=debug").would_enable("notify", &Level::DEBUG));
+        // A level that does not parse: info, notify at warn.
+        let f = log_filter("info,regprobe=verbose");
+        assert!(f.would_enable("regprobe", &Level::INFO));
+        assert!(!f.would_enable("regprobe", &Level::DEBUG));
+        assert!(!f.would_enable("notify", &Level::INFO));
     }
 }
