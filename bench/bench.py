@@ -405,6 +405,10 @@ def run_regprobe(ctx, label, reg, n, hosts=True, window=None, registry_concurren
         limit = min(CONCURRENCY, registry_concurrency or CONCURRENCY)
     else:
         limit = CONCURRENCY
+    # Since issue #13, POST /-/reload needs --web.enable-lifecycle (403 without it, and the
+    # window's reload would silently not happen).
+    if "--web.enable-lifecycle" in helps[binary]:
+        argv += ["--web.enable-lifecycle"]
     t_spawn = time.time()
     proc = Proc(f"regprobe {label}", argv, os.path.join(ctx["work"], f"regprobe-{label}.log"))
     sampler = Sampler(proc.pid)
@@ -479,7 +483,8 @@ def run_regprobe(ctx, label, reg, n, hosts=True, window=None, registry_concurren
         reload_cpu_ms = None
         if interval >= 3:
             a, a_ns = cpu_ticks(proc.pid), cpu_sched_ns(proc.pid)
-            http_get(port, "/-/reload", method="POST")
+            status = http_get(port, "/-/reload", method="POST")[0]
+            assert status == 200, f"POST /-/reload answered {status}"
             time.sleep(min(1.0, 0.1 * interval))
             excluded_ticks += cpu_ticks(proc.pid) - a
             reload_cpu_ms = (cpu_sched_ns(proc.pid) - a_ns) / 1e6

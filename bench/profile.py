@@ -91,6 +91,8 @@ def one(ctx, reg, n, wrap, label, cycle_only=False):
             "--concurrency", str(bench.CONCURRENCY), "--registry-concurrency",
             str(bench.CONCURRENCY), "--log-level", "warn", "--reload-interval", "1h",
             "--hosts-dir", ctx["hosts"]]
+    if "--web.enable-lifecycle" in bench.serve_help(ctx["regprobe"]):
+        argv += ["--web.enable-lifecycle"]  # POST /-/reload (issue #13)
     proc = bench.Proc(f"regprobe {label}", wrap + argv,
                       os.path.join(ctx["work"], f"regprobe-{label}.log"), env=ctx["env"])
     try:

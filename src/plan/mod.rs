@@ -16,10 +16,10 @@
 pub mod caps;
 pub mod pod;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::hosts::{hosts_for, HostsError};
+use crate::hosts::{hosts_for, HostsError, HostsResolution};
 use crate::probe::classify::{self, Failure};
 use crate::probe::credential::CredentialTarget;
 use crate::probe::{ProbeResult, Reason};
@@ -70,6 +70,9 @@ pub fn plan(
 ) -> Result<Plan, HostsError> {
     let mut out = Plan::default();
     let mut seen = BTreeSet::new();
+    // One hosts-directory lookup per namespace per plan: 1,000 credentials of one registry
+    // read its hosts.toml once, not 1,000 times (issue #16: the reload's cost per credential).
+    let mut resolutions: BTreeMap<String, HostsResolution> = BTreeMap::new();
     for secret in secrets {
         let entries = match &secret.entries {
             Ok(e) => e,
@@ -105,7 +108,14 @@ pub fn plan(
                 continue;
             }
             let namespace = host_of(&entry.registry);
-            let resolution = hosts_for(hosts_dirs, namespace)?;
+            let resolution = match resolutions.get(namespace) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = hosts_for(hosts_dirs, namespace)?;
+                    resolutions.insert(namespace.to_string(), found.clone());
+                    found
+                }
+            };
             let why = resolution.warnings.join("; ");
             out.warnings.extend(resolution.warnings);
             let Some(upstream) = resolution.hosts.into_iter().last() else {
