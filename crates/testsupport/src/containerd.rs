@@ -52,9 +52,6 @@
 //!   `msg="trying next host"` ([`FetchOutcome::host_errors`]) and the next host is tried.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -550,55 +547,16 @@ impl Containerd {
             cmd.arg("--hosts-dir").arg(dir);
         }
         cmd.arg(image_ref);
-
-        let scratch = tempfile::Builder::new()
-            .prefix("ctr-fetch-")
-            .tempdir_in(self.dir.path())
-            .unwrap();
-        let out_path = scratch.path().join("stdout");
-        let err_path = scratch.path().join("stderr");
-        cmd.stdout(File::create(&out_path).unwrap())
-            .stderr(File::create(&err_path).unwrap());
-        // SAFETY: prctl is async-signal-safe. ctr is waited for (or killed) before this
-        // function returns, so dying with the forking thread changes nothing; the signal only
-        // covers the test process being killed mid-fetch.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let timeout = opts.timeout.unwrap_or(FETCH_TIMEOUT);
         let start = Instant::now();
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {CTR_BIN}: {e}"));
-        let mut guard = KillOnDrop(child);
-        let mut timed_out = false;
-        let status = loop {
-            if let Some(status) = guard.0.try_wait().expect("wait for ctr") {
-                break status;
-            }
-            if start.elapsed() >= timeout {
-                timed_out = true;
-                let _ = guard.0.kill();
-                break guard.0.wait().expect("reap ctr");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let elapsed = start.elapsed();
-        let read =
-            |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+        let out = self.bounded(cmd, opts.timeout.unwrap_or(FETCH_TIMEOUT));
         FetchOutcome {
-            success: status.success() && !timed_out,
-            exit_code: status.code(),
-            timed_out,
-            stdout: read(&out_path),
-            stderr: read(&err_path),
+            success: out.success,
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+            stdout: out.stdout,
+            stderr: out.stderr,
             namespace,
-            elapsed,
+            elapsed: start.elapsed(),
         }
     }
 }

@@ -135,8 +135,9 @@ impl Containerd {
         self.bounded(cmd, opts.timeout.unwrap_or(CTR_TIMEOUT))
     }
 
-    /// Runs `cmd` with stdout/stderr captured in files, killed after `timeout`.
-    fn bounded(&self, mut cmd: Command, timeout: Duration) -> CtrOutcome {
+    /// Runs `cmd` (a `ctr` command) with stdout/stderr captured in files, killed after
+    /// `timeout`; shared by [`Containerd::fetch`] and the pull/run helpers here.
+    pub(crate) fn bounded(&self, mut cmd: Command, timeout: Duration) -> CtrOutcome {
         let scratch = tempfile::Builder::new()
             .prefix("ctr-")
             .tempdir_in(self.dir())
@@ -156,7 +157,9 @@ impl Containerd {
             });
         }
         let start = Instant::now();
-        let child = cmd.spawn().expect("run ctr");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", crate::containerd::CTR_BIN));
         let mut guard = KillOnDrop(child);
         let mut timed_out = false;
         let status = loop {
