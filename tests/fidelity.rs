@@ -187,7 +187,7 @@ fn loop_detection_after_the_http_fallback_compares_the_requests_sent() {
 fn a_dropped_connection_is_retried_as_containerd_2_4_does() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use support::fake::{response, Step, API_VERSION};
+    use support::fake::Step;
     let dropped = Arc::new(AtomicUsize::new(0));
     let drops = dropped.clone();
     let fake = support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, move |seen| {
@@ -195,26 +195,11 @@ fn a_dropped_connection_is_retried_as_containerd_2_4_does() {
         if seen.header("x-no-drop").is_none() && drops.fetch_add(1, Ordering::SeqCst) % 100 == 0 {
             return vec![];
         }
-        let (body, digest) = support::gateway::gateway_manifest();
-        let full = response(
+        vec![Step::Send(manifest_answer(
+            seen,
             200,
-            b"OK",
-            &[
-                (
-                    "Content-Type",
-                    b"application/vnd.oci.image.manifest.v1+json",
-                ),
-                ("Docker-Content-Digest", digest.as_bytes()),
-                API_VERSION,
-            ],
-            body.as_bytes(),
-        );
-        let bytes = if seen.method == "HEAD" {
-            full[..full.len() - body.len()].to_vec()
-        } else {
-            full
-        };
-        vec![Step::Send(bytes)]
+            b"application/vnd.oci.image.manifest.v1+json",
+        ))]
     });
     let image = format!("{}/team/app:1", fake.host());
     let (code, out, raw) = check_image(&image, &[]);
@@ -331,29 +316,15 @@ fn a_manifest_head_403_is_explained_by_the_get_error_body() {
 #[test]
 fn an_invalid_digest_header_ends_the_resolve() {
     use support::containerd::mirror_hosts_toml;
-    use support::fake::{response, Step, API_VERSION};
+    use support::fake::Step;
     let serve = |digest: String| {
         support::FakeServer::serve(std::net::Ipv4Addr::LOCALHOST, move |seen| {
-            let (body, _) = support::gateway::gateway_manifest();
-            let full = response(
+            vec![Step::Send(manifest_answer_with_digest(
+                seen,
                 200,
-                b"OK",
-                &[
-                    (
-                        "Content-Type",
-                        b"application/vnd.oci.image.manifest.v1+json",
-                    ),
-                    ("Docker-Content-Digest", digest.as_bytes()),
-                    API_VERSION,
-                ],
-                body.as_bytes(),
-            );
-            let bytes = if seen.method == "HEAD" {
-                full[..full.len() - body.len()].to_vec()
-            } else {
-                full
-            };
-            vec![Step::Send(bytes)]
+                b"application/vnd.oci.image.manifest.v1+json",
+                &digest,
+            ))]
         })
     };
     let mirror = serve("sha256:NOT-A-DIGEST".to_string());
@@ -448,7 +419,19 @@ fn the_login_probe_fails_on_the_second_401_with_error() {
 /// A serve script's answer: HEAD gets `status` with the manifest's headers, GET the same with
 /// the body.
 fn manifest_answer(seen: &support::fake::Seen, status: u16, content_type: &[u8]) -> Vec<u8> {
-    let (body, digest) = support::gateway::gateway_manifest();
+    let (_, digest) = support::gateway::gateway_manifest();
+    manifest_answer_with_digest(seen, status, content_type, &digest)
+}
+
+/// [`manifest_answer`] with another `Docker-Content-Digest` (the body is still the gateway
+/// manifest).
+fn manifest_answer_with_digest(
+    seen: &support::fake::Seen,
+    status: u16,
+    content_type: &[u8],
+    digest: &str,
+) -> Vec<u8> {
+    let (body, _) = support::gateway::gateway_manifest();
     let headers: Vec<(&str, &[u8])> = vec![
         ("Content-Type", content_type),
         ("Docker-Content-Digest", digest.as_bytes()),
