@@ -77,14 +77,14 @@ fn args(s: &Setup) -> Vec<String> {
     .to_vec()
 }
 
-#[test]
-fn on_a_terminal_results_stream_and_a_progress_line_names_the_stuck_probe() {
-    let s = setup();
+/// Runs regprobe with `args` under a pseudo-terminal ([`PTY_RUN`]), without proxies or colour:
+/// its exit code and everything the terminal showed.
+fn on_a_pty(args: &[String]) -> (Option<i32>, String) {
     let out = Command::new("python3")
         .arg("-c")
         .arg(PTY_RUN)
         .arg(support::regprobe_bin())
-        .args(args(&s))
+        .args(args)
         .env("NO_COLOR", "1")
         .env_remove("HTTPS_PROXY")
         .env_remove("https_proxy")
@@ -92,8 +92,17 @@ fn on_a_terminal_results_stream_and_a_progress_line_names_the_stuck_probe() {
         .env_remove("http_proxy")
         .output()
         .expect("run python3");
-    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{tty}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_results_stream_and_a_progress_line_names_the_stuck_probe() {
+    let s = setup();
+    let (code, tty) = on_a_pty(&args(&s));
+    assert_eq!(code, Some(1), "{tty}");
     let good_at = tty
         .find(&format!("ok {}  secret=a-good", s.good))
         .unwrap_or_else(|| panic!("no healthy result:\n{tty}"));
@@ -145,20 +154,8 @@ fn image_checks_show_the_images_still_pulling_on_a_terminal() {
     let image = format!("{}/team/app:1", s.stuck);
     let mut a = args(&s);
     a.extend(["--image".to_string(), image.clone()]);
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(PTY_RUN)
-        .arg(support::regprobe_bin())
-        .args(a)
-        .env("NO_COLOR", "1")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .output()
-        .expect("run python3");
-    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{tty}");
+    let (code, tty) = on_a_pty(&a);
+    assert_eq!(code, Some(1), "{tty}");
     let progress = tty
         .find(&format!("running 1: image {image} "))
         .unwrap_or_else(|| panic!("no progress line naming the image:\n{tty:?}"));
