@@ -33,6 +33,7 @@ use super::exchange::{
 };
 use super::failure::Failed;
 use super::outcome::{AuthMode, Note, Phase, ProbeResult};
+use super::redact::Redactor;
 use super::token;
 use super::transport::{Response, Session, Transport, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -100,13 +101,12 @@ pub fn finish(
             result.class = Some(reason.class());
             // Every piece of the detail is either evidence (already redacted) or the
             // transport's words, which may quote a URL a hostile peer chose: redact again.
-            let forms = super::exchange::redaction_list(
+            let redactor = super::exchange::redactor(
                 &target.host,
                 &target.credential.username,
                 target.credential.password.expose_secret(),
             );
-            let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
-            result.detail = evidence::redact(&describe(&failure, result, target), &secrets);
+            result.detail = redactor.redact(&describe(&failure, result, target));
             result.failed = Some(failed_at(failure, result, target));
         }
     }
@@ -168,7 +168,7 @@ async fn handshake(
         result,
         Phase::Challenge,
         challenge_req,
-        &super::exchange::as_strs(&super::exchange::redaction_list(host, "", "")),
+        &super::exchange::redactor(host, "", ""),
     )
     .await
     {
@@ -189,7 +189,7 @@ async fn handshake(
                 result,
                 Phase::Challenge,
                 host_request(host, Method::GET, base.clone(), None),
-                &super::exchange::as_strs(&super::exchange::redaction_list(host, "", "")),
+                &super::exchange::redactor(host, "", ""),
             )
             .await
             {
@@ -245,8 +245,7 @@ async fn handshake(
     let challenges = challenges(&first);
     let user = target.credential.username.as_str();
     let password = target.credential.password.expose_secret();
-    let forms = super::exchange::redaction_list(host, user, password);
-    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
+    let redactor = super::exchange::redactor(host, user, password);
 
     let chosen = challenges
         .iter()
@@ -263,7 +262,7 @@ async fn handshake(
             }
             result.auth_mode = Some(AuthMode::Basic);
             let auth = token::basic_header(user, password);
-            let resp = verify(session, result, host, &base, tls.clone(), auth, &secrets).await?;
+            let resp = verify(session, result, host, &base, tls.clone(), auth, &redactor).await?;
             if resp.status.is_success() {
                 return Ok(format!(
                     "{} accepted the Basic credential of user `{}`",
@@ -289,7 +288,7 @@ async fn handshake(
             let treq = token::token_request(challenge, &[], user, password, &base, result)?;
             result.auth_mode = Some(AuthMode::Bearer);
             let realm_tls = realm_tls(host, &env.tls, &tls);
-            let tok = token::fetch(session, realm_tls, host, &treq, result).await?;
+            let tok = token::fetch(session, realm_tls, host, &treq, &redactor, result).await?;
             if let Some(e) = tok.expires_in {
                 result.notes.push(Note::TokenExpiresIn(e));
             }
@@ -299,9 +298,7 @@ async fn handshake(
                 ));
             };
             // An echoing registry may return the bearer token: it is a secret too.
-            let token_value = tok.value.expose_secret().to_string();
-            let mut with_token = secrets.clone();
-            with_token.push(&token_value);
+            let with_token = redactor.with(tok.value.expose_secret());
             // verify. A 401 with `error=` is final here: containerd's `invalidAuthorization`
             // (`authorizer.go`) retries with a fresh token only when the previous response was
             // to another request (`sameRequest`), and the challenge answered this same
@@ -346,20 +343,20 @@ async fn verify(
     base: &Url,
     tls: Option<Arc<rustls::ClientConfig>>,
     authorization: http::HeaderValue,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) -> Result<Response, Failure> {
     let req = with_authorization(
         host_request(host, Method::GET, base.clone(), tls),
         Some(authorization),
     );
-    let resp = exchange(session, result, Phase::Verify, req, secrets)
+    let resp = exchange(session, result, Phase::Verify, req, redactor)
         .await
         .map_err(|error| Failure::Transport {
             peer: Peer::Registry,
             error,
         })?;
     if let Some(how) = session.take_dropped_credential() {
-        let how = evidence::redact(&how, secrets);
+        let how = redactor.redact(&how);
         result.notes.push(Note::CredentialNotForwarded(how.clone()));
         if matches!(resp.status.as_u16(), 401 | 403) {
             return Err(Failure::CredentialNotForwarded {

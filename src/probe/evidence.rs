@@ -3,7 +3,7 @@
 //! stripped of any credential the probe holds.
 
 use super::outcome::{Exchange, Phase, ProbeResult};
-pub use super::redact::credential_forms;
+pub use super::redact::{credential_forms, Redactor};
 use super::transport::Response;
 pub use super::transport::{excerpt, EXCERPT_CHARS};
 use serde::Deserialize;
@@ -52,17 +52,17 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
     super::redact::redact(text, secrets)
 }
 
-/// Records one exchange on `result`. `secrets` are removed from anything kept, before it is cut
-/// to an excerpt: a secret that straddled the cut, or whose whitespace the excerpt folds, would
-/// otherwise survive in part.
+/// Records one exchange on `result`. What `redactor` knows is removed from anything kept, before
+/// it is cut to an excerpt: a secret that straddled the cut, or whose whitespace the excerpt
+/// folds, would otherwise survive in part.
 pub fn record(
     result: &mut ProbeResult,
     phase: Phase,
     method: &str,
     resp: &Response,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) {
-    let clean = |text: &str| excerpt(redact(text, secrets).as_bytes());
+    let clean = |text: &str| excerpt(redactor.redact(text).as_bytes());
     let challenge = {
         let v: Vec<String> = resp
             .header_values("www-authenticate")
@@ -80,11 +80,11 @@ pub fn record(
     } else {
         error_parts(&resp.body)
     };
-    let response_headers = recorded_headers(resp, secrets);
+    let response_headers = recorded_headers(resp, redactor);
     result.exchanges.push(Exchange {
         phase: Some(phase),
         method: method.to_string(),
-        url: redact(&strip_userinfo(resp.url.as_str()), secrets),
+        url: redactor.redact(&strip_userinfo(&resp.url)),
         status: Some(resp.status.as_u16()),
         challenge,
         error_code: code.map(|c| clean(&c)),
@@ -95,7 +95,7 @@ pub fn record(
 
 /// The response headers worth showing (`check -v`), with any value that may carry a
 /// credential replaced by `<redacted>`, and every value cleaned and cut as an excerpt.
-fn recorded_headers(resp: &Response, secrets: &[&str]) -> Vec<(String, String)> {
+fn recorded_headers(resp: &Response, redactor: &Redactor) -> Vec<(String, String)> {
     let sensitive = |name: &str| {
         ["cookie", "auth", "token", "secret", "key"]
             .iter()
@@ -110,7 +110,11 @@ fn recorded_headers(resp: &Response, secrets: &[&str]) -> Vec<(String, String)> 
             let value = if sensitive(&name) {
                 "<redacted>".to_string()
             } else {
-                excerpt(redact(&String::from_utf8_lossy(value.as_bytes()), secrets).as_bytes())
+                excerpt(
+                    redactor
+                        .redact(&String::from_utf8_lossy(value.as_bytes()))
+                        .as_bytes(),
+                )
             };
             (name, value)
         })
@@ -122,20 +126,19 @@ pub fn record_failed(result: &mut ProbeResult, phase: Phase, method: &str, url: 
     result.exchanges.push(Exchange {
         phase: Some(phase),
         method: method.to_string(),
-        url: redact(&strip_userinfo(url.as_str()), &[]),
+        url: redact(&strip_userinfo(url), &[]),
         ..Exchange::default()
     });
 }
 
-fn strip_userinfo(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => url.to_string(),
+fn strip_userinfo(url: &url::Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
     }
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
 }
 
 #[cfg(test)]
@@ -194,7 +197,13 @@ mod tests {
                 url: url::Url::parse("https://r.example/v2/").unwrap(),
             };
             let mut result = ProbeResult::new("r.example", None);
-            record(&mut result, Phase::Verify, "GET", &resp, &[secret]);
+            record(
+                &mut result,
+                Phase::Verify,
+                "GET",
+                &resp,
+                &Redactor::new(&[secret]),
+            );
             result.exchanges.pop().unwrap()
         };
         let pad = "x".repeat(EXCERPT_CHARS - 8);
@@ -220,7 +229,13 @@ mod tests {
                 truncated: false,
                 url: url::Url::parse("https://r.example/v2/").unwrap(),
             };
-            record(&mut result, Phase::Verify, "GET", &resp, &[spaced]);
+            record(
+                &mut result,
+                Phase::Verify,
+                "GET",
+                &resp,
+                &Redactor::new(&[spaced]),
+            );
         }
         for e in &result.exchanges {
             assert_eq!(e.error_message.as_deref(), Some("bad <redacted> spaces"));
@@ -257,7 +272,7 @@ mod tests {
             truncated: false,
             url: url::Url::parse("http://r.test/v2/").unwrap(),
         };
-        let got = recorded_headers(&resp, &["S3cr3t-Pa55"]);
+        let got = recorded_headers(&resp, &Redactor::new(&["S3cr3t-Pa55"]));
         let find = |n: &str| got.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(
             find("docker-distribution-api-version"),
@@ -274,8 +289,12 @@ mod tests {
     #[test]
     fn userinfo_is_stripped() {
         assert_eq!(
-            strip_userinfo("https://u:p@r.example/token?service=s"),
+            strip_userinfo(&url::Url::parse("https://u:p@r.example/token?service=s").unwrap()),
             "https://r.example/token?service=s"
+        );
+        assert_eq!(
+            strip_userinfo(&url::Url::parse("http://r.example:5000/v2/").unwrap()),
+            "http://r.example:5000/v2/"
         );
     }
 }

@@ -12,6 +12,7 @@ use super::challenge::{parse_challenges, Challenge};
 use super::classify::{Failure, Peer};
 use super::evidence;
 use super::outcome::{Exchange, Phase, ProbeResult};
+use super::redact::Redactor;
 use super::tls::{client_config, NodeRoots};
 use super::transport::{Request, Response, Session, TlsFailure, TransportError};
 use crate::hosts::{RegistryHost, Scheme as HostScheme};
@@ -155,7 +156,7 @@ pub fn host_request(
 }
 
 /// Appends the host's hosts.toml `header` values to `headers`, each marked sensitive (a header
-/// may carry an API key; it is never logged, and [`redaction_list`] keeps it out of evidence).
+/// may carry an API key; it is never logged, and [`redactor`] keeps it out of evidence).
 ///
 /// containerd sends them on every request to that host: `core/remotes/docker/resolver.go`
 /// `dockerBase.request` appends `host.Header` to each registry request, and
@@ -176,18 +177,14 @@ pub fn add_host_headers(headers: &mut http::HeaderMap, host: &RegistryHost) {
     }
 }
 
-/// The strings evidence must never show for requests to `host`: every form of the credential
-/// (`user`, `secret`: [`super::redact::credential_forms`], the base64 `user:password` among
-/// them) and every hosts.toml header value of the host. Borrow them with [`as_strs`].
-pub fn redaction_list(host: &RegistryHost, user: &str, secret: &str) -> Vec<String> {
+/// What evidence must never show for requests to `host`: every form of the credential (`user`,
+/// `secret`: [`super::redact::credential_forms`], the base64 `user:password` among them) and
+/// every hosts.toml header value of the host, derived once for the probe.
+pub fn redactor(host: &RegistryHost, user: &str, secret: &str) -> Redactor {
     let mut forms = super::redact::credential_forms(user, secret);
     forms.extend(host.headers.iter().map(|(_, v)| v.clone()));
-    forms
-}
-
-/// `&str` views of owned strings, for the `secrets: &[&str]` the evidence functions take.
-pub fn as_strs(forms: &[String]) -> Vec<&str> {
-    forms.iter().map(String::as_str).collect()
+    let refs: Vec<&str> = forms.iter().map(String::as_str).collect();
+    Redactor::new(&refs)
 }
 
 /// A request with an `Authorization` header (marked sensitive by its builder).
@@ -218,7 +215,7 @@ pub async fn exchange(
     result: &mut ProbeResult,
     phase: Phase,
     req: Request,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) -> Result<Response, TransportError> {
     let method = req.method.to_string();
     let url = req.url.clone();
@@ -231,7 +228,7 @@ pub async fn exchange(
     }
     match &out {
         Ok(resp) => {
-            evidence::record(result, phase, &method, resp, secrets);
+            evidence::record(result, phase, &method, resp, redactor);
             note_retry_after(result, resp);
         }
         Err(_) => evidence::record_failed(result, phase, &method, &url),

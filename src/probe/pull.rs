@@ -257,10 +257,8 @@ pub async fn probe_pull(env: &ProbeEnv, target: &PullTarget) -> ProbeResult {
                     // The transport's words may quote a URL a hostile peer chose: redact them too.
                     let (user, password) =
                         containerd_credentials(target.credential_for(&host.host));
-                    let forms = super::exchange::redaction_list(host, &user, &password);
-                    let detail = super::evidence::redact(
+                    let detail = super::exchange::redactor(host, &user, &password).redact(
                         &describe(&failure, &host_result_last(&result), target, &host.host),
-                        &super::exchange::as_strs(&forms),
                     );
                     let failed =
                         failed_on_host(failure, &result.exchanges, first_index, host, target);
@@ -395,7 +393,7 @@ async fn resolve_on_host(
             .push(Note::ContainerdConfigCredential(host.host.clone()));
     }
     let scope = format!("repository:{}:pull", target.repository);
-    let forms = super::exchange::redaction_list(host, &user, &secret);
+    let redactor = super::exchange::redactor(host, &user, &secret);
     let mut method = Method::HEAD;
     let mut auth = Authorizer::default();
     let mut previous_status: Option<StatusCode> = None;
@@ -412,12 +410,10 @@ async fn resolve_on_host(
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
         // The credential's forms, the hosts.toml header values, and the header value sent (a
         // bearer token) are secrets.
-        let sent = auth.sent_credential();
-        let secrets: Vec<&str> = forms
-            .iter()
-            .map(String::as_str)
-            .chain(sent.as_deref())
-            .collect();
+        let secrets = match auth.sent_credential() {
+            Some(sent) => redactor.with(&sent),
+            None => redactor.clone(),
+        };
         let sent = match exchange(session, result, Phase::Manifest, req.clone(), &secrets).await {
             Err(e)
                 if scheme == HostScheme::Https
@@ -510,6 +506,7 @@ async fn resolve_on_host(
                             realm_tls(host, &env.tls, &tls),
                             host,
                             &treq,
+                            &redactor,
                             result,
                         )
                         .await
@@ -560,12 +557,10 @@ async fn resolve_on_host(
         let mut req = host_request(host, Method::GET, url, tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
-        let sent = auth.sent_credential();
-        let secrets: Vec<&str> = forms
-            .iter()
-            .map(String::as_str)
-            .chain(sent.as_deref())
-            .collect();
+        let secrets = match auth.sent_credential() {
+            Some(sent) => redactor.with(&sent),
+            None => redactor.clone(),
+        };
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
         let get = exchange(session, result, Phase::Manifest, req, &secrets).await;
         if matches!(auth.handler, Some((_, AuthScheme::Basic))) {

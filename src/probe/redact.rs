@@ -21,6 +21,8 @@
 //! [RFC 7235 §2.1]: https://www.rfc-editor.org/rfc/rfc7235#section-2.1
 
 use base64::Engine;
+use std::borrow::Cow;
+use std::fmt;
 
 /// What a removed credential is replaced with.
 pub const REDACTED: &str = "<redacted>";
@@ -97,23 +99,80 @@ fn lower_hex(s: &str) -> String {
 }
 
 /// `text` with every form of each of `secrets` (pass 1) and every credential-shaped value
-/// (pass 2) replaced by [`REDACTED`] (module docs).
+/// (pass 2) replaced by [`REDACTED`] (module docs). For many texts with the same secrets, build
+/// one [`Redactor`].
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut forms: Vec<String> = secrets
-        .iter()
-        .filter(|s| s.chars().count() >= MIN_SECRET_CHARS)
-        .flat_map(|s| encodings(s))
-        .filter(|f| f.chars().count() >= MIN_SECRET_CHARS)
-        .collect();
-    // Longest first: a form that contains another is removed whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    let mut out = text.to_string();
-    for f in &forms {
-        if out.contains(f.as_str()) {
-            out = out.replace(f.as_str(), REDACTED);
-        }
+    Redactor::new(secrets).redact(text)
+}
+
+/// The forms of a set of secrets ([`encodings`]), derived once for every text of one probe: the
+/// evidence of one token handshake is about twenty texts (headers, challenges, URLs), and
+/// deriving the forms for each one was a tenth of the probe's CPU (issue 16). Its `Debug` shows
+/// how many forms it holds, never one of them.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Every form at least [`MIN_SECRET_CHARS`] long, once, longest first: a form that contains
+    /// another is removed whole.
+    forms: Vec<String>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
     }
-    scrub_fields(&scrub_auth_values(&out))
+}
+
+impl Redactor {
+    /// A redactor for `secrets` (pass [`credential_forms`] for a username/password pair).
+    pub fn new(secrets: &[&str]) -> Redactor {
+        let mut r = Redactor::default();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    /// This redactor with one more secret (a bearer token the probe obtained).
+    pub fn with(&self, secret: &str) -> Redactor {
+        let mut r = self.clone();
+        r.add(secret);
+        r
+    }
+
+    fn add(&mut self, secret: &str) {
+        if secret.chars().count() < MIN_SECRET_CHARS {
+            return;
+        }
+        for f in encodings(secret) {
+            if f.chars().count() >= MIN_SECRET_CHARS && !self.forms.contains(&f) {
+                self.forms.push(f);
+            }
+        }
+        self.forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    }
+
+    /// `text` with both passes applied (module docs).
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = Cow::Borrowed(text);
+        for f in &self.forms {
+            if out.contains(f.as_str()) {
+                out = Cow::Owned(out.replace(f.as_str(), REDACTED));
+            }
+        }
+        let scrubbed = match scrub_auth_values(&out) {
+            Cow::Owned(s) => Some(s),
+            Cow::Borrowed(_) => None,
+        };
+        let out = scrubbed.map_or(out, Cow::Owned);
+        scrub_fields(&out).into_owned()
+    }
+}
+
+/// Whether `bytes[i..]` starts with the lowercase ASCII `word`, in any case.
+fn starts_with_ignore_case(bytes: &[u8], i: usize, word: &str) -> bool {
+    bytes
+        .get(i..i + word.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 fn is_token68(b: u8) -> bool {
@@ -121,16 +180,15 @@ fn is_token68(b: u8) -> bool {
 }
 
 /// Pass 2a: `Basic X`/`Bearer X` with a token68 `X` (module docs).
-fn scrub_auth_values(text: &str) -> String {
+fn scrub_auth_values(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let lower = text.as_bytes().to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
         let scheme_len = ["basic", "bearer"]
             .iter()
-            .find(|s| lower[i..].starts_with(s.as_bytes()))
+            .find(|s| starts_with_ignore_case(bytes, i, s))
             .map(|s| s.len());
         let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
         let (Some(n), true) = (scheme_len, boundary) else {
@@ -169,22 +227,24 @@ fn scrub_auth_values(text: &str) -> String {
         }
         i = j.max(i + 1);
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
     out.push_str(&text[copied..]);
-    out
+    Cow::Owned(out)
 }
 
 /// Pass 2b: values of [`SECRET_FIELDS`] as JSON members or form/query pairs.
-fn scrub_fields(text: &str) -> String {
+fn scrub_fields(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let lower = text.as_bytes().to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
+    let mut out = String::new();
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
         let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         let name = SECRET_FIELDS
             .iter()
-            .find(|f| boundary && lower[i..].starts_with(f.as_bytes()));
+            .find(|f| boundary && starts_with_ignore_case(bytes, i, f));
         let Some(name) = name else {
             i += 1;
             continue;
@@ -201,8 +261,11 @@ fn scrub_fields(text: &str) -> String {
             i = after;
         }
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
     out.push_str(&text[copied..]);
-    out
+    Cow::Owned(out)
 }
 
 /// The byte range of the value after a field name ending at `at`: `": "v"` (JSON, `\"`
@@ -273,6 +336,34 @@ mod tests {
                 "{text} -> {got}"
             );
         }
+    }
+
+    /// A redactor built once and extended with a token redacts what the one-shot [`redact`]
+    /// does with all the secrets at once, and its `Debug` shows none of them.
+    #[test]
+    fn redactor_matches_one_shot_redaction() {
+        let forms = credential_forms("alice", "S3cr3t-Pa55");
+        let refs: Vec<&str> = forms.iter().map(String::as_str).collect();
+        let token = "tok.en-Value_42";
+        let r = Redactor::new(&refs).with(token);
+        let mut all = refs.clone();
+        all.push(token);
+        for text in [
+            "echo S3cr3t-Pa55 and tok.en-Value_42",
+            "Authorization: Basic YWxpY2U6UzNjcjN0LVBhNTU=",
+            r#"{"message":"tok.en-Value_42","token":"zzz"}"#,
+            "nothing secret here",
+        ] {
+            assert_eq!(r.redact(text), redact(text, &all), "{text}");
+            assert!(!r.redact(text).contains("S3cr3t"), "{text}");
+            assert!(!r.redact(text).contains("tok.en"), "{text}");
+        }
+        assert_eq!(r.redact("nothing secret here"), "nothing secret here");
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("S3cr3t") && !shown.contains("tok.en"),
+            "{shown}"
+        );
     }
 
     #[test]

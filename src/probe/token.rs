@@ -26,6 +26,7 @@ use super::challenge::Challenge;
 use super::classify::{Failure, Peer};
 use super::evidence;
 use super::outcome::{Phase, ProbeResult};
+use super::redact::Redactor;
 use super::transport::{Request, Response, Session, TOKEN_BODY_CAP};
 
 /// The OAuth2 `client_id` containerd sends (`remotes/docker/authorizer.go`, CRI default).
@@ -186,16 +187,16 @@ pub fn parse_token_body(
 /// client for the realm too, `docs/containerd-kubelet.md` §6.3) and its hosts.toml headers,
 /// sent on every token request as `auth.FetchToken` does with the authorizer's
 /// `WithAuthHeader` headers (`config/hosts.go` `ConfigureHosts`); their values are redacted
-/// from the evidence like the password.
+/// from the evidence like the password: `redactor` is [`super::exchange::redactor`] of `host`
+/// and the request's credential.
 pub async fn fetch(
     session: &mut Session,
     tls: Option<Arc<rustls::ClientConfig>>,
     host: &crate::hosts::RegistryHost,
     req: &TokenRequest<'_>,
+    redactor: &Redactor,
     result: &mut ProbeResult,
 ) -> Result<Token, Failure> {
-    let forms = super::exchange::redaction_list(host, req.username, req.secret);
-    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
     let started = Instant::now();
     let mut headers = http::HeaderMap::new();
     super::exchange::add_host_headers(&mut headers, host);
@@ -204,7 +205,7 @@ pub async fn fetch(
         dial_timeout: host.dial_timeout,
         headers,
     };
-    let out = fetch_inner(session, &ctx, req, result, &secrets).await;
+    let out = fetch_inner(session, &ctx, req, result, redactor).await;
     let spent = super::exchange::http_seconds(session, started, result);
     // The token service never reached over HTTP (refused, DNS, TLS): no token time.
     let answered = result
@@ -239,10 +240,10 @@ async fn fetch_inner(
     ctx: &Ctx,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) -> Result<Token, Failure> {
     if req.secret.is_empty() {
-        return get(session, ctx, req, result, secrets).await;
+        return get(session, ctx, req, result, redactor).await;
     }
     let mut post = ctx.request(Method::POST, req.realm.clone());
     post.body = Bytes::from(post_form(req));
@@ -250,11 +251,11 @@ async fn fetch_inner(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
     );
-    let (resp, dropped) = send(session, post, result, secrets).await?;
+    let (resp, dropped) = send(session, post, result, redactor).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         if post_falls_back(status, req.username) {
-            return get(session, ctx, req, result, secrets).await;
+            return get(session, ctx, req, result, redactor).await;
         }
         return Err(status_failure(status, true, dropped));
     }
@@ -266,7 +267,7 @@ async fn get(
     ctx: &Ctx,
     req: &TokenRequest<'_>,
     result: &mut ProbeResult,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) -> Result<Token, Failure> {
     let mut get = ctx.request(Method::GET, get_url(req));
     let with_credential = !req.secret.is_empty();
@@ -274,7 +275,7 @@ async fn get(
         get.headers
             .insert(AUTHORIZATION, basic_header(req.username, req.secret));
     }
-    let (resp, dropped) = send(session, get, result, secrets).await?;
+    let (resp, dropped) = send(session, get, result, redactor).await?;
     let status = resp.status.as_u16();
     if !(200..400).contains(&status) {
         return Err(status_failure(status, with_credential, dropped));
@@ -307,21 +308,21 @@ async fn send(
     session: &mut Session,
     request: Request,
     result: &mut ProbeResult,
-    secrets: &[&str],
+    redactor: &Redactor,
 ) -> Result<(Response, Option<String>), Failure> {
     let (method, url) = (request.method.to_string(), request.url.clone());
     match session.send(request).await {
         Ok(resp) => {
             // A redirected POST may have ended as a GET: record what reached the last host.
             let method = session.last_method().map_or(method, Method::to_string);
-            evidence::record(result, Phase::Token, &method, &resp, secrets);
+            evidence::record(result, Phase::Token, &method, &resp, redactor);
             super::exchange::note_retry_after(result, &resp);
             let dropped = session.take_dropped_credential();
             if let Some(how) = &dropped {
                 result
                     .notes
                     .push(super::outcome::Note::CredentialNotForwarded(
-                        evidence::redact(how, secrets),
+                        redactor.redact(how),
                     ));
             }
             Ok((resp, dropped))
