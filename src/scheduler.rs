@@ -221,6 +221,41 @@ struct Scheduler {
     first_load: bool,
     /// When the last reload ended and how long it took (for coalescing requests).
     last_reload: Option<(Instant, Duration)>,
+    trim: Trim,
+}
+
+/// When freed memory goes back to the system ([`crate::footprint::release_free_memory`]): once
+/// the daemon is idle (no probe in flight) after a burst of probes or a reload, and at most once
+/// per [`TRIM_MIN_GAP`]. Trimming at every idle moment, which with probes spread over the
+/// interval is about once per probe, cost 3–4% of a probe's CPU (the trim, and the page faults
+/// of growing the heap again; `perf`, issue 16).
+#[derive(Debug, Default)]
+struct Trim {
+    due: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// Shortest time between two trims of the allocator's free memory ([`Trim`]).
+pub const TRIM_MIN_GAP: Duration = Duration::from_secs(1);
+
+impl Trim {
+    /// Asks for a trim: at `now`, or [`TRIM_MIN_GAP`] after the last one.
+    fn request(&mut self, now: Instant) {
+        if self.due.is_none() {
+            self.due = Some(self.last.map_or(now, |l| (l + TRIM_MIN_GAP).max(now)));
+        }
+    }
+
+    /// At the due time: trims if the daemon is `idle`; otherwise the next idle moment asks again.
+    /// Whether it trimmed.
+    fn fire(&mut self, now: Instant, idle: bool) -> bool {
+        self.due = None;
+        if idle {
+            crate::footprint::release_free_memory();
+            self.last = Some(now);
+        }
+        idle
+    }
 }
 
 /// Runs until `shutdown` resolves. `state.ready` is set once the inputs were loaded.
@@ -261,6 +296,7 @@ pub async fn run(
         last_good: HashMap::new(),
         first_load: true,
         last_reload: None,
+        trim: Trim::default(),
     };
     s.reload();
     state.ready.store(true, Ordering::SeqCst);
@@ -283,14 +319,26 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        let trim_due = async {
+            match s.trim.due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let all_permits = s.schedule.concurrency.max(1);
+        let idle = |sem: &Semaphore| sem.available_permits() == all_permits;
         tokio::select! {
             _ = tokio::time::sleep_until(next_due) => {}
             Some((key, results)) = rx.recv() => {
                 s.finished(&key, results);
                 // The last probe in flight finished: hand the burst's freed memory back.
-                if sem.available_permits() == s.schedule.concurrency.max(1) {
-                    crate::footprint::release_free_memory();
+                if idle(&sem) {
+                    s.trim.request(Instant::now());
                 }
+            }
+            _ = trim_due => {
+                let idle = idle(&sem);
+                s.trim.fire(Instant::now(), idle);
             }
             Some(()) = fs_rx.recv() => {
                 pending_reload = Some(Instant::now() + RELOAD_DEBOUNCE);
@@ -631,7 +679,7 @@ impl Scheduler {
         }
         self.store.set_reload_status(invalid.is_empty(), unix_now());
         // What the re-read allocated (N files, the plan) is freed by now.
-        crate::footprint::release_free_memory();
+        self.trim.request(Instant::now());
     }
 }
 
@@ -716,6 +764,7 @@ mod tests {
             last_good: HashMap::new(),
             first_load: true,
             last_reload: None,
+            trim: Trim::default(),
         };
         s.registry_sems
             .insert("gone.example".into(), Arc::new(Semaphore::new(1)));
@@ -726,6 +775,26 @@ mod tests {
         s.reload_inputs();
         assert!(s.registry_sems.is_empty(), "{:?}", s.registry_sems.keys());
         assert!(s.holds.is_empty());
+    }
+
+    /// A trim is due at once the first time, then no sooner than [`TRIM_MIN_GAP`] after the
+    /// last one; one that finds probes in flight is skipped and waits for the next request.
+    #[test]
+    fn trims_are_spaced_and_only_when_idle() {
+        let t0 = Instant::now();
+        let mut t = Trim::default();
+        t.request(t0);
+        assert_eq!(t.due, Some(t0));
+        assert!(t.fire(t0, true));
+        t.request(t0 + Duration::from_millis(100));
+        assert_eq!(t.due, Some(t0 + TRIM_MIN_GAP));
+        // A second request does not move the due time.
+        t.request(t0 + Duration::from_millis(200));
+        assert_eq!(t.due, Some(t0 + TRIM_MIN_GAP));
+        assert!(!t.fire(t0 + TRIM_MIN_GAP, false));
+        assert_eq!((t.due, t.last), (None, Some(t0)));
+        t.request(t0 + Duration::from_secs(5));
+        assert_eq!(t.due, Some(t0 + Duration::from_secs(5)));
     }
 
     #[test]
