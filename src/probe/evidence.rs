@@ -202,7 +202,7 @@ mod tests {
                 Phase::Verify,
                 "GET",
                 &resp,
-                &Redactor::new(&[secret]),
+                &Redactor::new([secret]),
             );
             result.exchanges.pop().unwrap()
         };
@@ -234,7 +234,7 @@ mod tests {
                 Phase::Verify,
                 "GET",
                 &resp,
-                &Redactor::new(&[spaced]),
+                &Redactor::new([spaced]),
             );
         }
         for e in &result.exchanges {
@@ -272,7 +272,7 @@ mod tests {
             truncated: false,
             url: url::Url::parse("http://r.test/v2/").unwrap(),
         };
-        let got = recorded_headers(&resp, &Redactor::new(&["S3cr3t-Pa55"]));
+        let got = recorded_headers(&resp, &Redactor::new(["S3cr3t-Pa55"]));
         let find = |n: &str| got.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(
             find("docker-distribution-api-version"),

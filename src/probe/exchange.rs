@@ -181,10 +181,8 @@ pub fn add_host_headers(headers: &mut http::HeaderMap, host: &RegistryHost) {
 /// `secret`: [`super::redact::credential_forms`], the base64 `user:password` among them) and
 /// every hosts.toml header value of the host, derived once for the probe.
 pub fn redactor(host: &RegistryHost, user: &str, secret: &str) -> Redactor {
-    let mut forms = super::redact::credential_forms(user, secret);
-    forms.extend(host.headers.iter().map(|(_, v)| v.clone()));
-    let refs: Vec<&str> = forms.iter().map(String::as_str).collect();
-    Redactor::new(&refs)
+    let forms = super::redact::credential_forms(user, secret);
+    Redactor::new(forms.iter().chain(host.headers.iter().map(|(_, v)| v)))
 }
 
 /// A request with an `Authorization` header (marked sensitive by its builder).

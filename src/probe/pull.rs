@@ -410,11 +410,17 @@ async fn resolve_on_host(
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
         // The credential's forms, the hosts.toml header values, and the header value sent (a
         // bearer token) are secrets.
-        let secrets = match auth.sent_credential() {
-            Some(sent) => redactor.with(&sent),
-            None => redactor.clone(),
-        };
-        let sent = match exchange(session, result, Phase::Manifest, req.clone(), &secrets).await {
+        let sent_credential = auth.sent_credential();
+        let attempt_redactor = redactor.with_opt(sent_credential.as_deref());
+        let sent = match exchange(
+            session,
+            result,
+            Phase::Manifest,
+            req.clone(),
+            &attempt_redactor,
+        )
+        .await
+        {
             Err(e)
                 if scheme == HostScheme::Https
                     && host.http_fallback
@@ -430,7 +436,7 @@ async fn resolve_on_host(
                 let mut retry = req;
                 retry.url = url;
                 retry.tls = None;
-                exchange(session, result, Phase::Manifest, retry, &secrets).await
+                exchange(session, result, Phase::Manifest, retry, &attempt_redactor).await
             }
             other => other,
         };
@@ -557,12 +563,10 @@ async fn resolve_on_host(
         let mut req = host_request(host, Method::GET, url, tls.clone());
         req.headers
             .insert(http::header::ACCEPT, http::HeaderValue::from_static(ACCEPT));
-        let secrets = match auth.sent_credential() {
-            Some(sent) => redactor.with(&sent),
-            None => redactor.clone(),
-        };
+        let sent_credential = auth.sent_credential();
+        let attempt_redactor = redactor.with_opt(sent_credential.as_deref());
         let req = with_authorization(req, auth.handler.as_ref().map(|(h, _)| h.clone()));
-        let get = exchange(session, result, Phase::Manifest, req, &secrets).await;
+        let get = exchange(session, result, Phase::Manifest, req, &attempt_redactor).await;
         if matches!(auth.handler, Some((_, AuthScheme::Basic))) {
             let error_code = match get {
                 Ok(g) if g.status == StatusCode::FORBIDDEN => {

@@ -102,7 +102,7 @@ fn lower_hex(s: &str) -> String {
 /// (pass 2) replaced by [`REDACTED`] (module docs). For many texts with the same secrets, build
 /// one [`Redactor`].
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    Redactor::new(secrets).redact(text)
+    Redactor::new(secrets.iter().copied()).redact(text)
 }
 
 /// The forms of a set of secrets ([`encodings`]), derived once for every text of one probe: the
@@ -124,10 +124,10 @@ impl fmt::Debug for Redactor {
 
 impl Redactor {
     /// A redactor for `secrets` (pass [`credential_forms`] for a username/password pair).
-    pub fn new(secrets: &[&str]) -> Redactor {
+    pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Redactor {
         let mut r = Redactor::default();
         for s in secrets {
-            r.add(s);
+            r.add(s.as_ref());
         }
         r
     }
@@ -137,6 +137,15 @@ impl Redactor {
         let mut r = self.clone();
         r.add(secret);
         r
+    }
+
+    /// This redactor, or a copy of it with `extra` added when there is one (the credential a
+    /// request sends that the redactor does not know yet); borrowed, not copied, without it.
+    pub fn with_opt(&self, extra: Option<&str>) -> Cow<'_, Redactor> {
+        match extra {
+            Some(secret) => Cow::Owned(self.with(secret)),
+            None => Cow::Borrowed(self),
+        }
     }
 
     fn add(&mut self, secret: &str) {
@@ -159,12 +168,7 @@ impl Redactor {
                 out = Cow::Owned(out.replace(f.as_str(), REDACTED));
             }
         }
-        let scrubbed = match scrub_auth_values(&out) {
-            Cow::Owned(s) => Some(s),
-            Cow::Borrowed(_) => None,
-        };
-        let out = scrubbed.map_or(out, Cow::Owned);
-        scrub_fields(&out).into_owned()
+        scrub_fields(&scrub_auth_values(&out)).into_owned()
     }
 }
 
@@ -345,7 +349,7 @@ mod tests {
         let forms = credential_forms("alice", "S3cr3t-Pa55");
         let refs: Vec<&str> = forms.iter().map(String::as_str).collect();
         let token = "tok.en-Value_42";
-        let r = Redactor::new(&refs).with(token);
+        let r = Redactor::new(&forms).with(token);
         let mut all = refs.clone();
         all.push(token);
         for text in [
