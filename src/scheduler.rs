@@ -205,6 +205,25 @@ fn fingerprint(hasher: &RandomState, job: &Job) -> u64 {
     h.finish()
 }
 
+/// The credential targets the slots probe for the secrets in `secrets` (those that no longer
+/// parse): what their last good parse gave, since a slot outlives reloads until its target
+/// leaves the plan. In no particular order (slots are keyed, so order does not matter).
+fn last_good_targets(
+    slots: &HashMap<SlotKey, Slot>,
+    secrets: &BTreeSet<&str>,
+) -> Vec<CredentialTarget> {
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    slots
+        .values()
+        .filter_map(|slot| match &*slot.job {
+            Job::Credential(t) if secrets.contains(t.secret.as_str()) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The loop's state between events.
 struct Scheduler {
     inputs: Inputs,
@@ -216,8 +235,6 @@ struct Scheduler {
     holds: HashMap<String, Instant>,
     /// Registry host → its limit on probes in flight.
     registry_sems: HashMap<String, Arc<Semaphore>>,
-    /// Secret id → the credential targets of its last good parse.
-    last_good: HashMap<String, Vec<CredentialTarget>>,
     first_load: bool,
     /// When the last reload ended and how long it took (for coalescing requests).
     last_reload: Option<(Instant, Duration)>,
@@ -293,7 +310,6 @@ pub async fn run(
         slots: HashMap::new(),
         holds: HashMap::new(),
         registry_sems: HashMap::new(),
-        last_good: HashMap::new(),
         first_load: true,
         last_reload: None,
         trim: Trim::default(),
@@ -540,34 +556,23 @@ impl Scheduler {
         for w in &plan.warnings {
             tracing::warn!(warning = %w, "host configuration");
         }
-        // Remember each valid secret's targets; bring back the last good ones of a secret
-        // that no longer parses.
-        let invalid: BTreeSet<String> = plan
+        // A secret that no longer parses keeps its last good targets: the ones its slots
+        // probe now (the slots are the one copy of them; a secret that never parsed has none).
+        let invalid: BTreeSet<&str> = plan
             .secrets
             .iter()
             .filter(|(_, valid)| !valid)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.as_str())
             .collect();
-        let mut by_secret: HashMap<String, Vec<CredentialTarget>> = HashMap::new();
-        for t in &plan.targets {
-            by_secret
-                .entry(t.secret.clone())
-                .or_default()
-                .push(t.clone());
+        let kept = last_good_targets(&self.slots, &invalid);
+        for id in kept
+            .iter()
+            .map(|t| t.secret.as_str())
+            .collect::<BTreeSet<_>>()
+        {
+            tracing::warn!(secret = %id, "secret no longer parses; probing its last good credentials");
         }
-        for (id, valid) in &plan.secrets {
-            if *valid {
-                // Without spare room: a Vec's first push makes room for 4 targets.
-                let mut targets = by_secret.remove(id).unwrap_or_default();
-                targets.shrink_to_fit();
-                self.last_good.insert(id.clone(), targets);
-            } else if let Some(targets) = self.last_good.get(id) {
-                tracing::warn!(secret = %id, "secret no longer parses; probing its last good credentials");
-                plan.targets.extend(targets.iter().cloned());
-            }
-        }
-        let present: BTreeSet<&String> = plan.secrets.iter().map(|(id, _)| id).collect();
-        self.last_good.retain(|id, _| present.contains(id));
+        plan.targets.extend(kept);
 
         let jobs = plan
             .targets
@@ -731,11 +736,9 @@ fn log_transition(previous: Option<&ProbeResult>, now: &ProbeResult) {
 mod tests {
     use super::*;
 
-    /// Per-registry limits and holds go with their registries (issue 13, bounded work).
-    #[test]
-    fn registry_limits_and_holds_are_pruned_with_their_registries() {
+    fn scheduler(paths: crate::inputs::InputPaths) -> Scheduler {
         let inputs = Inputs {
-            paths: crate::inputs::InputPaths::default(),
+            paths,
             network: crate::inputs::Network {
                 timeout: Duration::from_secs(1),
                 dns_server: None,
@@ -747,7 +750,7 @@ mod tests {
             audit_all: false,
             caps: Default::default(),
         };
-        let mut s = Scheduler {
+        Scheduler {
             inputs,
             schedule: Schedule {
                 interval: Duration::from_secs(60),
@@ -761,11 +764,16 @@ mod tests {
             slots: HashMap::new(),
             holds: HashMap::new(),
             registry_sems: HashMap::new(),
-            last_good: HashMap::new(),
             first_load: true,
             last_reload: None,
             trim: Trim::default(),
-        };
+        }
+    }
+
+    /// Per-registry limits and holds go with their registries (issue 13, bounded work).
+    #[test]
+    fn registry_limits_and_holds_are_pruned_with_their_registries() {
+        let mut s = scheduler(crate::inputs::InputPaths::default());
         s.registry_sems
             .insert("gone.example".into(), Arc::new(Semaphore::new(1)));
         s.holds.insert(
@@ -775,6 +783,77 @@ mod tests {
         s.reload_inputs();
         assert!(s.registry_sems.is_empty(), "{:?}", s.registry_sems.keys());
         assert!(s.holds.is_empty());
+    }
+
+    fn credential_slots(s: &Scheduler) -> Vec<(String, String, String)> {
+        let mut out: Vec<_> = s
+            .slots
+            .values()
+            .filter_map(|slot| match &*slot.job {
+                Job::Credential(t) => Some((
+                    t.secret.clone(),
+                    t.registry.clone(),
+                    t.credential.username.clone(),
+                )),
+                Job::Image(_) => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A secret that stops parsing keeps probing what its last good parse gave (its slots are
+    /// that copy); one that never parsed probes nothing; a removed one takes its slots along.
+    #[test]
+    fn a_secret_that_stops_parsing_keeps_its_last_good_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let d = dir.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(".dockerconfigjson"), body).unwrap();
+        };
+        let good = |user: &str| {
+            use base64::Engine as _;
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+            format!(r#"{{"auths":{{"registry.example":{{"auth":"{auth}"}}}}}}"#)
+        };
+        write("a", &good("alice"));
+        write("b", &good("bob"));
+        write("never", "{");
+        let mut s = scheduler(crate::inputs::InputPaths {
+            secrets_dirs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        });
+        s.reload_inputs();
+        let both = vec![
+            (
+                "a".to_string(),
+                "registry.example".to_string(),
+                "alice".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "registry.example".to_string(),
+                "bob".to_string(),
+            ),
+        ];
+        assert_eq!(credential_slots(&s), both);
+        write("a", "{\"auths\": ");
+        s.reload_inputs();
+        assert_eq!(
+            credential_slots(&s),
+            both,
+            "a keeps its last good credential"
+        );
+        s.reload_inputs();
+        assert_eq!(
+            credential_slots(&s),
+            both,
+            "and keeps it on the next reload"
+        );
+        std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+        s.reload_inputs();
+        assert_eq!(credential_slots(&s), both[1..].to_vec());
     }
 
     /// A trim is due at once the first time, then no sooner than [`TRIM_MIN_GAP`] after the
