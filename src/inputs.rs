@@ -368,7 +368,7 @@ pub fn resolve_providers(
             loaded.secrets.push(s);
         }
     }
-    for p in providers.providers() {
+    for p in providers.providers().iter() {
         let asked = loaded.provider_images.iter().any(|a| a.provider == p.name);
         if !asked && p.match_images.iter().all(|m| m.contains(['*', '?', '['])) {
             loaded.warnings.push(format!(

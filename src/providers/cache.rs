@@ -7,12 +7,11 @@
 //! duration of zero (either way) is not stored. A lookup tries the image key, then the
 //! registry key, then the global key, and ignores expired entries (`cacheExpirationPolicy`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exec::{CacheKeyType, Response};
-use crate::secrets::Credential;
+use super::exec::{Auth, CacheKeyType, Response};
 
 /// Most entries kept per provider; past it, expired entries are dropped, then the oldest.
 pub const MAX_ENTRIES: usize = 4096;
@@ -20,8 +19,8 @@ pub const MAX_ENTRIES: usize = 4096;
 /// A cached answer.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The answer's `auth` map.
-    pub auth: Arc<BTreeMap<String, Credential>>,
+    /// The answer's `auth` map (shared with the answer it came from).
+    pub auth: Auth,
     /// Which key it is stored under.
     pub key_type: CacheKeyType,
     /// When it expires (monotonic).
@@ -87,7 +86,7 @@ impl Cache {
             }
         }
         let entry = Entry {
-            auth: Arc::new(response.auth.clone()),
+            auth: Arc::clone(&response.auth),
             key_type: response.cache_key_type,
             expires: now + ttl,
             expires_unix: now_unix.saturating_add(ttl.as_secs()),
@@ -115,7 +114,7 @@ mod tests {
         Response {
             cache_key_type: t,
             cache_duration: d,
-            auth: BTreeMap::new(),
+            auth: Vec::new().into(),
         }
     }
 

@@ -30,7 +30,7 @@ pub use exec::{CacheKeyType, ExecError, Run};
 use crate::probe::classify::{self, Failure};
 use crate::probe::ProbeResult;
 use crate::secrets::keyring::urls_match_str;
-use crate::secrets::{normalize_key, AuthEntry, Credential, Secret, SecretKind};
+use crate::secrets::{normalize_key, AuthEntry, Secret, SecretKind};
 
 /// Where kubelet's plugin configuration is (kubelet's two flags) and how long a run may take.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,7 +64,7 @@ pub struct Answer {
     /// Cached or run.
     pub source: AnswerSource,
     /// The `auth` map, or why there is none.
-    pub result: Result<Arc<BTreeMap<String, Credential>>, ExecError>,
+    pub result: Result<exec::Auth, ExecError>,
     /// The answer's cache key type, when it answered.
     pub cache_key_type: Option<CacheKeyType>,
     /// When the cached answer expires (Unix seconds); `None`: not cached.
@@ -91,7 +91,8 @@ impl Answer {
 
 #[derive(Debug, Default)]
 struct State {
-    providers: Vec<Provider>,
+    /// Shared with each [`Providers::providers`] caller (no copy per image asked).
+    providers: Arc<[Provider]>,
     caches: HashMap<String, cache::Cache>,
     /// Each provider's last run: gave credentials, seconds.
     last_runs: HashMap<String, (bool, f64)>,
@@ -138,38 +139,34 @@ impl Providers {
     /// restart there, which empties the cache). On error the last good providers stay.
     ///
     /// Errors: [`ProviderConfigError`] (the bin dir missing, the config unreadable or invalid).
-    pub fn load(&self) -> Result<Vec<Provider>, ProviderConfigError> {
+    pub fn load(&self) -> Result<Arc<[Provider]>, ProviderConfigError> {
         if !self.settings.bin_dir.is_dir() {
             return Err(ProviderConfigError::BinDir(self.settings.bin_dir.clone()));
         }
-        let providers = config::read(&self.settings.config)?;
+        let providers: Arc<[Provider]> = config::read(&self.settings.config)?.into();
         let mut st = self.state();
-        let old: HashMap<String, Provider> = st
-            .providers
-            .drain(..)
-            .map(|p| (p.name.clone(), p))
-            .collect();
+        let old = std::mem::replace(&mut st.providers, Arc::clone(&providers));
+        let old: HashMap<&str, &Provider> = old.iter().map(|p| (p.name.as_str(), p)).collect();
         let same = |name: &String| {
             providers
                 .iter()
-                .any(|p| &p.name == name && old.get(name) == Some(p))
+                .any(|p| &p.name == name && old.get(name.as_str()) == Some(&p))
         };
         st.caches.retain(|name, _| same(name));
         st.last_runs.retain(|name, _| same(name));
-        st.providers = providers.clone();
         Ok(providers)
     }
 
     /// The providers last loaded.
-    pub fn providers(&self) -> Vec<Provider> {
-        self.state().providers.clone()
+    pub fn providers(&self) -> Arc<[Provider]> {
+        Arc::clone(&self.state().providers)
     }
 
     /// `(provider, host)` for every `matchImages` item without a glob: hosts a credential probe
     /// can go to. The item is used as the request's image.
     pub fn concrete_targets(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for p in &self.state().providers {
+        for p in self.state().providers.iter() {
             for m in &p.match_images {
                 if !m.contains(['*', '?', '[']) {
                     out.push((p.name.clone(), m.clone()));
@@ -240,7 +237,7 @@ impl Providers {
                         crate::clock::unix_now() as u64,
                     );
                     (
-                        Ok(Arc::new(resp.auth)),
+                        Ok(resp.auth),
                         Some(resp.cache_key_type),
                         entry.map(|e| e.expires_unix),
                     )
@@ -372,7 +369,7 @@ pub fn describe(a: &Answer) -> String {
     };
     let what = match &a.result {
         Ok(auth) => {
-            let keys: Vec<&str> = auth.keys().map(String::as_str).collect();
+            let keys: Vec<&str> = auth.iter().map(|(k, _)| k.as_str()).collect();
             let cache = match (a.cache_key_type, a.expires_unix) {
                 (Some(t), Some(exp)) => format!("; cached per {} until {exp}", t.as_str()),
                 (Some(t), None) => format!("; cacheKeyType {}, not cached", t.as_str()),
@@ -404,7 +401,11 @@ pub struct Reported {
 /// The metrics' account of `answers`.
 pub fn report(providers: &Providers, answers: &[Answer]) -> Reported {
     let mut out = Reported {
-        configured: providers.providers().into_iter().map(|p| p.name).collect(),
+        configured: providers
+            .providers()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
         ..Reported::default()
     };
     {
@@ -417,7 +418,7 @@ pub fn report(providers: &Providers, answers: &[Answer]) -> Reported {
     }
     for a in answers {
         let Ok(auth) = &a.result else { continue };
-        let own = auth.values().filter_map(|c| {
+        let own = auth.iter().filter_map(|(_, c)| {
             use secrecy::ExposeSecret as _;
             crate::probe::credential::credential_expiry(c.password.expose_secret())
         });

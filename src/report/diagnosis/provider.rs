@@ -26,7 +26,7 @@ pub fn provider_step(a: &Answer) -> Step {
     );
     let step = match &a.result {
         Ok(auth) => {
-            let keys: Vec<&str> = auth.keys().map(String::as_str).collect();
+            let keys: Vec<&str> = auth.iter().map(|(k, _)| k.as_str()).collect();
             let cache = match (a.cache_key_type, a.expires_unix) {
                 (Some(t), Some(at)) => format!(
                     "cacheKeyType {}, cached until {}",
