@@ -2,20 +2,23 @@
 """Memory profile of `regprobe serve` at N credentials (issue #16): RSS, and a heap profile.
 
     python3 bench/profile.py --regprobe BIN --token-issuer ISSUER --ns 10,100,1000 \
-        [--heaptrack] [--out DIR]
+        [--heaptrack] [--providers] [--out DIR]
 
 Uses bench.py's fixtures (token registry on loopback, the tests' token issuer, N secret
-volumes, hosts.toml for plain HTTP). For each N it runs `serve` through the same sequence as a
+volumes, hosts.toml for plain HTTP); with `--providers` the N credentials come from N kubelet
+credential providers instead (real plugin executables, one cached answer each). For each N it runs `serve` through the same sequence as a
 bench window (first cycle, 15 scrapes, one reload), then reads VmRSS/VmHWM and
 `/proc/PID/smaps_rollup`, and the thread count; with `--heaptrack` a second run under
-`heaptrack` writes `DIR/heaptrack.N.zst` (read it with `heaptrack_print`). Build with
-`CARGO_PROFILE_RELEASE_STRIP=false` so the profile has function names. Loopback only; every
+`heaptrack` writes `DIR/heaptrack.N.zst` (read it with `heaptrack_print`, or `--breakdown`).
+Build with `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=limited` so the
+profile has function names (inlined frames included). Loopback only; every
 process is killed by pid; the work dir is removed.
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,11 +85,42 @@ def child_with_exe(pid, exe):
     raise RuntimeError(f"no process runs {exe} under {pid}")
 
 
+def write_providers(root, registry_host, n):
+    """n credential providers as kubelet's config names them, one user each: provider pNNNN's
+    plugin (an executable speaking kubelet's v1 protocol, as ECR's does: `cacheKeyType:
+    Registry`, a 1-hour cache) answers for `registry_host` with user uNNNN. Returns the
+    `serve` flags. Each provider's one cached answer is what `serve` keeps per credential."""
+    bindir = os.path.join(root, "bin")
+    os.makedirs(bindir)
+    api = "credentialprovider.kubelet.k8s.io/v1"
+    entries = []
+    for i in range(n):
+        u, p = bench.user(i)
+        name = f"p{i:04d}"
+        answer = json.dumps({"kind": "CredentialProviderResponse", "apiVersion": api,
+                             "cacheKeyType": "Registry", "cacheDuration": "1h",
+                             "auth": {registry_host: {"username": u, "password": p}}})
+        path = os.path.join(bindir, name)
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\ncat >/dev/null\ncat <<'EOF'\n{answer}\nEOF\n")
+        os.chmod(path, 0o755)
+        entries.append(f"  - name: {name}\n    matchImages: [\"{registry_host}\"]\n"
+                       f"    defaultCacheDuration: 1h\n    apiVersion: {api}\n")
+    config = os.path.join(root, "credential-provider-config.yaml")
+    with open(config, "w") as f:
+        f.write("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\n"
+                "providers:\n" + "".join(entries))
+    empty = os.path.join(root, "no-secrets")
+    os.makedirs(empty)
+    return ["--secrets-dir", empty, "--image-credential-provider-config", config,
+            "--image-credential-provider-bin-dir", bindir]
+
+
 def one(ctx, reg, n, wrap, label, cycle_only=False):
     interval = bench.PACING[n][0]
     port = bench.free_port()
-    argv = [ctx["regprobe"], "serve", "--no-default-paths", "--secrets-dir",
-            ctx["secrets"][n], "--listen", f"127.0.0.1:{port}",
+    argv = [ctx["regprobe"], "serve", "--no-default-paths", *ctx["inputs"][n],
+            "--listen", f"127.0.0.1:{port}",
             "--interval", f"{int(interval * 1000)}ms", "--timeout", "10s",
             "--concurrency", str(bench.CONCURRENCY), "--registry-concurrency",
             str(bench.CONCURRENCY), "--log-level", "warn", "--reload-interval", "1h",
@@ -145,6 +179,7 @@ def one(ctx, reg, n, wrap, label, cycle_only=False):
 CATEGORIES = [
     ("stored results/evidence (Store::record)", ["store::Store::record"]),
     ("store keys and secrets (Store::set_inputs)", ["store::Store::set_inputs"]),
+    ("credential providers (answer cache, config, plugin runs)", ["regprobe::providers::"]),
     ("TLS roots/configs (rustls, native certs)", ["rustls_native_certs", "RootCertStore",
                                                   "tls::client_config", "TlsConfigs", "rustls::"]),
     ("per-credential state (scheduler slots, plan, secrets read)", ["scheduler::Scheduler::reload",
@@ -167,6 +202,12 @@ def breakdown(path, cost="leaked"):
     `peak`: at the heap's peak), from heaptrack_print's flame-graph stacks."""
     out = subprocess.run(["heaptrack_print", "-f", path, "--flamegraph-cost-type", cost,
                           "-F", "/dev/stdout"], capture_output=True, text=True, check=True).stdout
+    # Rust's v0 symbol mangling (`_RNv…`) is left mangled by heaptrack: binutils' c++filt
+    # demangles it; the crates' disambiguators (`regprobe[0123abcd…]::`) and the brackets of
+    # `<regprobe::report::store::Store>::record` are dropped so the patterns read as paths.
+    out = subprocess.run(["c++filt"], input=out, capture_output=True, text=True,
+                         check=True).stdout
+    out = re.sub(r"\[[0-9a-f]{16}\]|[<>]", "", out)
     totals, total = {}, 0
     for line in out.splitlines():
         stack, _, n = line.rpartition(" ")
@@ -194,6 +235,8 @@ def main():
     ap.add_argument("--out", default="target/profile")
     ap.add_argument("--tag", default="run", help="names DIR/profile-TAG.json")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for regprobe")
+    ap.add_argument("--providers", action="store_true", help="credentials from N credential "
+                    "providers (one cached answer each) instead of N secret volumes")
     args = ap.parse_args()
     if args.breakdown:
         for path in args.breakdown:
@@ -223,12 +266,16 @@ def main():
             "auth: {token: {" + ", ".join(f"{k}: {json.dumps(tok[k])}" for k in
                                           ("realm", "service", "issuer", "rootcertbundle")) + "}}\n")
         ctx = {"work": work, "regprobe": args.regprobe, "hosts": os.path.join(work, "hosts"),
-               "secrets": {}, "env": env}
+               "inputs": {}, "env": env}
         bench.write_hosts(ctx["hosts"], [reg["port"]])
         for n in ns:
-            d = os.path.join(work, "secrets", f"token-{n}")
-            bench.write_secrets(d, f"127.0.0.1:{reg['port']}", n)
-            ctx["secrets"][n] = d
+            host = f"127.0.0.1:{reg['port']}"
+            if args.providers:
+                ctx["inputs"][n] = write_providers(os.path.join(work, f"providers-{n}"), host, n)
+            else:
+                d = os.path.join(work, "secrets", f"token-{n}")
+                bench.write_secrets(d, host, n)
+                ctx["inputs"][n] = ["--secrets-dir", d]
         for n in ns:
             if args.callgrind:
                 path = os.path.abspath(os.path.join(args.out, f"callgrind.{args.tag}.{n}"))
