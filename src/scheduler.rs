@@ -806,20 +806,12 @@ mod tests {
     /// that copy); one that never parsed probes nothing; a removed one takes its slots along.
     #[test]
     fn a_secret_that_stops_parsing_keeps_its_last_good_targets() {
+        use regprobe_testsupport::write_dockerconfigjson;
         let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, body: &str| {
-            let d = dir.path().join(name);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join(".dockerconfigjson"), body).unwrap();
-        };
-        let good = |user: &str| {
-            use base64::Engine as _;
-            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
-            format!(r#"{{"auths":{{"registry.example":{{"auth":"{auth}"}}}}}}"#)
-        };
-        write("a", &good("alice"));
-        write("b", &good("bob"));
-        write("never", "{");
+        let a = write_dockerconfigjson(dir.path(), "a", &[("registry.example", "alice", "pw")]);
+        write_dockerconfigjson(dir.path(), "b", &[("registry.example", "bob", "pw")]);
+        let never = write_dockerconfigjson(dir.path(), "never", &[("registry.example", "x", "pw")]);
+        std::fs::write(never, "{").unwrap();
         let mut s = scheduler(crate::inputs::InputPaths {
             secrets_dirs: vec![dir.path().to_path_buf()],
             ..Default::default()
@@ -838,7 +830,7 @@ mod tests {
             ),
         ];
         assert_eq!(credential_slots(&s), both);
-        write("a", "{\"auths\": ");
+        std::fs::write(&a, "{\"auths\": ").unwrap();
         s.reload_inputs();
         assert_eq!(
             credential_slots(&s),
