@@ -6,13 +6,13 @@
 
 Uses bench.py's fixtures (token registry on loopback, the tests' token issuer, N secret
 volumes, hosts.toml for plain HTTP); with `--providers` the N credentials come from N kubelet
-credential providers instead (real plugin executables, one cached answer each). For each N it runs `serve` through the same sequence as a
-bench window (first cycle, 15 scrapes, one reload), then reads VmRSS/VmHWM and
-`/proc/PID/smaps_rollup`, and the thread count; with `--heaptrack` a second run under
-`heaptrack` writes `DIR/heaptrack.N.zst` (read it with `heaptrack_print`, or `--breakdown`).
-Build with `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=limited` so the
-profile has function names (inlined frames included). Loopback only; every
-process is killed by pid; the work dir is removed.
+credential providers instead (real plugin executables, one cached answer each). For each N it
+runs `serve` through the same sequence as a bench window (first cycle, 15 scrapes, one
+reload), then reads VmRSS/VmHWM and `/proc/PID/smaps_rollup`, and the thread count; with
+`--heaptrack` a second run under `heaptrack` writes `DIR/heaptrack.N.zst` (read it with
+`heaptrack_print`, or `--breakdown`). Build with `CARGO_PROFILE_RELEASE_STRIP=false
+CARGO_PROFILE_RELEASE_DEBUG=limited` so the profile has function names (inlined frames
+included). Loopback only; every process is killed by pid; the work dir is removed.
 """
 
 import argparse
