@@ -13,8 +13,9 @@
 //!   probe; no slot of that registry is probed again before its `Retry-After` (or one
 //!   interval when the registry gave none).
 //! * **Reload**: inputs are re-read when a watched directory changes ([`crate::watch`],
-//!   debounced), on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` (at most one
-//!   interval) as a safety net.
+//!   debounced), on `SIGHUP`, on `POST /-/reload`, and every `--reload-interval` as a safety
+//!   net (every `--interval` while an input does not parse or credential providers are
+//!   configured: [`reread_period`]).
 //!   A new or changed credential is probed at once; a removed one loses its series
 //!   ([`Store::set_inputs`]). A secret that stops parsing (a half-written file, a bad update)
 //!   keeps its last good credentials probing while it reports `secret_invalid`, and
@@ -85,6 +86,24 @@ pub fn backoff(interval: Duration, consecutive_failures: u32) -> Duration {
         n => 2u32.saturating_pow(n - 1).min(MAX_BACKOFF_FACTOR),
     };
     interval * factor
+}
+
+/// How long after a reload the next periodic re-read comes: `--reload-interval`, shortened to
+/// one `--interval` while `often` (at least 1 s either way). `often` is
+/// [`Scheduler::reread_often`]: the last reload failed or found an input that does not
+/// parse (`secret_invalid`, a failed credential provider: those results come from re-reads, and
+/// `RegprobeProbeStale` looks at 3 intervals), or credential providers are configured (their
+/// answers expire, and kubelet asks again at every pull: `pluginProvider.provide`). Otherwise
+/// nothing read changes between reloads but the files, which the directory watch and this
+/// safety net cover; re-reading N secrets every interval cost 6–10% of a probe's CPU
+/// (`BENCHMARKS.md`, issue 16).
+pub fn reread_period(schedule: &Schedule, often: bool) -> Duration {
+    let period = if often {
+        schedule.reload_interval.min(schedule.interval)
+    } else {
+        schedule.reload_interval
+    };
+    period.max(Duration::from_secs(1))
 }
 
 /// What a slot probes.
@@ -238,6 +257,8 @@ struct Scheduler {
     first_load: bool,
     /// When the last reload ended and how long it took (for coalescing requests).
     last_reload: Option<(Instant, Duration)>,
+    /// Whether the next periodic re-read comes after one interval ([`reread_period`]).
+    reread_often: bool,
     trim: Trim,
 }
 
@@ -288,13 +309,6 @@ pub async fn run(
     // Unbounded, yet at most one message per slot in flight (the drop guard's, or its own).
     let (tx, mut rx) = mpsc::unbounded_channel::<(SlotKey, Vec<ProbeResult>)>();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    // At least once per interval: a secret that does not parse is "probed" by each re-read, so
-    // its series stay as fresh as the others (`RegprobeProbeStale` looks at 3 intervals).
-    let reread = schedule
-        .reload_interval
-        .min(schedule.interval)
-        .max(Duration::from_secs(1));
-    let mut reload_tick = tokio::time::interval_at(Instant::now() + reread, reread);
     let (fs_tx, mut fs_rx) = mpsc::unbounded_channel::<()>();
     let watcher = watch(&WatchSet::of_inputs(&inputs), fs_tx);
     for w in &watcher.warnings {
@@ -312,6 +326,7 @@ pub async fn run(
         registry_sems: HashMap::new(),
         first_load: true,
         last_reload: None,
+        reread_often: true,
         trim: Trim::default(),
     };
     s.reload();
@@ -341,6 +356,9 @@ pub async fn run(
                 None => std::future::pending::<()>().await,
             }
         };
+        // The periodic re-read: a period after the end of the last reload, whatever caused it.
+        let reread_at = s.last_reload.map_or_else(Instant::now, |(end, _)| end)
+            + reread_period(&s.schedule, s.reread_often);
         let all_permits = s.schedule.concurrency.max(1);
         let idle = |sem: &Semaphore| sem.available_permits() == all_permits;
         tokio::select! {
@@ -366,7 +384,7 @@ pub async fn run(
             }
             _ = state.reload.notified() => s.request_reload("over HTTP", &mut pending_reload),
             _ = hup_fut => s.request_reload("by SIGHUP", &mut pending_reload),
-            _ = reload_tick.tick() => s.reload(),
+            _ = tokio::time::sleep_until(reread_at) => s.reload(),
             _ = shutdown.changed() => {
                 tracing::info!("shutting down the scheduler");
                 break;
@@ -445,7 +463,10 @@ impl Scheduler {
             // A panicking probe still reports (internal_error) and clears its in-flight mark.
             let guard = crate::failclosed::InFlight::new(key, job.internal_error(), tx);
             tokio::spawn(async move {
-                let results = job.run(&env, audit_all).await;
+                // Boxed: a probe's future holds every step's locals (kilobytes), and tokio moves
+                // a spawned future, and writes each stage of its task, by value: six to eight
+                // copies of it per probe were 7% of a probe's instructions (callgrind, issue 16).
+                let results = Box::pin(job.run(&env, audit_all)).await;
                 drop((per_registry, global));
                 guard.finish(results);
             });
@@ -550,6 +571,7 @@ impl Scheduler {
             Err(e) => {
                 tracing::warn!(error = %e, "reloading inputs failed; keeping the last good state");
                 self.store.set_reload_status(false, unix_now());
+                self.reread_often = true;
                 return;
             }
         };
@@ -669,6 +691,7 @@ impl Scheduler {
                 .collect::<Vec<_>>(),
             reported.expiries.clone(),
         );
+        self.reread_often = !plan.invalid.is_empty() || !plan.providers.configured.is_empty();
         for r in plan.invalid {
             let previous = self.store.latest_for(&ProbeKey::of(&r));
             if previous.as_ref().map(|p| &p.detail) != Some(&r.detail) {
@@ -766,6 +789,7 @@ mod tests {
             registry_sems: HashMap::new(),
             first_load: true,
             last_reload: None,
+            reread_often: true,
             trim: Trim::default(),
         }
     }
@@ -878,6 +902,43 @@ mod tests {
                 "{j:?}"
             );
         }
+    }
+
+    /// The safety-net re-read follows `--reload-interval`, and one interval while an input
+    /// needs it; the reload decides which from what it read.
+    #[test]
+    fn inputs_are_re_read_every_interval_only_while_one_does_not_parse() {
+        let mut schedule = scheduler(Default::default()).schedule;
+        schedule.interval = Duration::from_secs(5);
+        schedule.reload_interval = Duration::from_secs(3600);
+        assert_eq!(reread_period(&schedule, false), schedule.reload_interval);
+        assert_eq!(reread_period(&schedule, true), schedule.interval);
+        schedule.reload_interval = Duration::from_secs(2);
+        assert_eq!(reread_period(&schedule, true), schedule.reload_interval);
+        schedule.interval = Duration::from_millis(200);
+        assert_eq!(reread_period(&schedule, true), Duration::from_secs(1));
+
+        use regprobe_testsupport::write_dockerconfigjson;
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_dockerconfigjson(dir.path(), "a", &[("registry.example", "alice", "pw")]);
+        let mut s = scheduler(crate::inputs::InputPaths {
+            secrets_dirs: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        });
+        s.reload_inputs();
+        assert!(!s.reread_often, "every input parses");
+        std::fs::write(&a, "{").unwrap();
+        s.reload_inputs();
+        assert!(s.reread_often, "a secret does not parse");
+        write_dockerconfigjson(dir.path(), "a", &[("registry.example", "alice", "pw")]);
+        s.reload_inputs();
+        assert!(!s.reread_often, "it parses again");
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        s.reload_inputs();
+        assert!(
+            s.reread_often,
+            "the secrets directory is gone: the reload failed"
+        );
     }
 
     #[test]

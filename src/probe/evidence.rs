@@ -168,6 +168,7 @@ mod tests {
         assert_eq!(registry_error(b"  \n"), (None, None));
         let long = vec![b'x'; 5000];
         assert!(excerpt(&long).chars().count() <= EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(&long), format!("{}…", "x".repeat(EXCERPT_CHARS)));
         assert_eq!(excerpt(&[0xff, 0xfe, b'a']), "\u{fffd}\u{fffd}a");
     }
 

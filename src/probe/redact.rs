@@ -190,6 +190,11 @@ fn scrub_auth_values(text: &str) -> Cow<'_, str> {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Both schemes start with a `b`: most bytes are passed over at this test.
+        if !bytes[i].eq_ignore_ascii_case(&b'b') {
+            i += 1;
+            continue;
+        }
         let scheme_len = ["basic", "bearer"]
             .iter()
             .find(|s| starts_with_ignore_case(bytes, i, s))
@@ -246,9 +251,11 @@ fn scrub_fields(text: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let first = bytes[i].to_ascii_lowercase();
         let name = SECRET_FIELDS
             .iter()
-            .find(|f| boundary && starts_with_ignore_case(bytes, i, f));
+            .filter(|_| boundary)
+            .find(|f| f.as_bytes()[0] == first && starts_with_ignore_case(bytes, i, f));
         let Some(name) = name else {
             i += 1;
             continue;

@@ -511,7 +511,8 @@ impl Parser<'_> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                    return Ok(String::from_utf8(out)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
                 }
                 b'\\' => {
                     self.i += 1;
@@ -557,8 +558,13 @@ impl Parser<'_> {
                 }
                 0..=0x1F => return Err(self.syntax()),
                 _ => {
-                    out.push(c);
-                    self.i += 1;
+                    // The run of plain bytes up to the next quote, escape or control byte, at
+                    // once (a token is a kilobyte or more of them).
+                    let rest = &self.b[self.i..];
+                    let run = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    let run = rest[..run].iter().position(|&b| b < 0x20).unwrap_or(run);
+                    out.extend_from_slice(&rest[..run]);
+                    self.i += run;
                 }
             }
         }

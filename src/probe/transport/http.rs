@@ -12,8 +12,10 @@ use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST, LOCATION, USER_
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -124,11 +126,13 @@ impl Session {
         };
 
         let pooled = match self.conns.remove(&key) {
-            Some(mut s) if !s.is_closed() => s.ready().await.ok().map(|_| s),
+            Some(mut c) if !c.sender.is_closed() => {
+                c.driver.drive(c.sender.ready()).await.ok().map(|_| c)
+            }
             _ => None,
         };
-        let (mut sender, via_proxy) = match pooled {
-            Some(s) => (s, false),
+        let (mut conn, via_proxy) = match pooled {
+            Some(c) => (c, false),
             None => {
                 self.connect(
                     &key,
@@ -178,7 +182,8 @@ impl Session {
             .map_err(|e| TransportError::InvalidUrl(e.to_string()))?;
 
         let wait = self.budget(self.transport.timeouts.response_header, Phase::Challenge)?;
-        let resp = match tokio::time::timeout(wait, sender.send_request(hreq)).await {
+        let answer = conn.sender.send_request(hreq);
+        let resp = match tokio::time::timeout(wait, conn.driver.drive(answer)).await {
             Err(_) => {
                 return Err(TransportError::Http {
                     host: authority,
@@ -213,7 +218,7 @@ impl Session {
                 }
                 Ok::<(), HttpFailure>(())
             };
-            match tokio::time::timeout(left, read).await {
+            match tokio::time::timeout(left, conn.driver.drive(read)).await {
                 Err(_) => {
                     return Err(TransportError::Http {
                         host: authority,
@@ -235,7 +240,7 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if !truncated && !closes {
-            self.conns.insert(key, sender);
+            self.conns.insert(key, conn);
         }
         Ok(Response {
             status: parts.status,
@@ -256,7 +261,7 @@ impl Session {
         tls: Option<Arc<rustls::ClientConfig>>,
         dial_timeout: Option<Duration>,
         tls_timeout: Option<Duration>,
-    ) -> Result<(Sender, bool), TransportError> {
+    ) -> Result<(Conn, bool), TransportError> {
         let (tcp, via_proxy) = self.open_tcp(key, authority, dial_timeout).await?;
 
         let io: Box<dyn Io> = match key.scheme {
@@ -290,10 +295,51 @@ impl Session {
                 })
             }
         };
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok((sender, via_proxy))
+        let conn = Conn {
+            sender,
+            driver: Driver {
+                conn: Box::pin(conn),
+                ended: false,
+            },
+        };
+        Ok((conn, via_proxy))
+    }
+}
+
+/// One HTTP/1.1 connection of a session: hyper's request half, and the connection itself,
+/// which the probe's own task polls while it waits for an answer ([`Driver::drive`]) instead
+/// of a task spawned per connection (hyper's `client::conn` examples). A spawned connection
+/// task cost two cross-task wake-ups and a schedule per exchange, and its allocation: about a
+/// tenth of a token probe's CPU (`BENCHMARKS.md`, issue 16). Dropping it closes the socket;
+/// nothing runs after the probe ends.
+pub(super) struct Conn {
+    sender: Sender,
+    driver: Driver,
+}
+
+/// hyper's connection future over plain TCP or TLS.
+type Connection = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Io>>, Full<Bytes>>;
+
+/// The connection half of a [`Conn`].
+struct Driver {
+    conn: Pin<Box<Connection>>,
+    /// The connection future finished (closed or failed): it is not polled again, and the
+    /// request half then fails with "closed", as it does when a spawned connection ends.
+    ended: bool,
+}
+
+impl Driver {
+    /// Polls `fut` to its end, polling the connection first on every wake-up so that the
+    /// request is written and the answer read. Callers bound it with a timeout.
+    async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            if !self.ended && self.conn.as_mut().poll(cx).is_ready() {
+                self.ended = true;
+            }
+            fut.as_mut().poll(cx)
+        })
+        .await
     }
 }
 

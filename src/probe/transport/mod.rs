@@ -267,7 +267,7 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 pub struct Session {
     transport: Arc<Transport>,
     deadline: Instant,
-    conns: HashMap<ConnKey, Sender>,
+    conns: HashMap<ConnKey, http::Conn>,
     phases: Vec<(Phase, f64)>,
     tls: HashMap<String, TlsInfo>,
     network: Vec<NetworkStep>,

@@ -6,10 +6,15 @@ pub const EXCERPT_CHARS: usize = 200;
 /// A one-line excerpt of `body`: invalid UTF-8 replaced, control characters (NUL included)
 /// replaced by spaces, whitespace folded, cut to [`EXCERPT_CHARS`].
 pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
     let mut out = String::new();
+    let mut kept = 0;
     let mut last_space = true;
-    for c in text.chars() {
+    // `from_utf8_lossy`'s replacement, decoded lazily: only as much as the excerpt keeps.
+    let chars = body.utf8_chunks().flat_map(|chunk| {
+        let bad = (!chunk.invalid().is_empty()).then_some('\u{FFFD}');
+        chunk.valid().chars().chain(bad)
+    });
+    for c in chars {
         let c = if c.is_control() || c.is_whitespace() {
             ' '
         } else {
@@ -24,7 +29,8 @@ pub fn excerpt(body: &[u8]) -> String {
             last_space = false;
         }
         out.push(c);
-        if out.chars().count() >= EXCERPT_CHARS {
+        kept += 1;
+        if kept >= EXCERPT_CHARS {
             out.push('…');
             break;
         }
