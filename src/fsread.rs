@@ -247,8 +247,8 @@ fn read_limited_sized(
     size_hint: u64,
 ) -> Result<Zeroizing<Vec<u8>>, ReadError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    // Read straight into the zeroizing buffer (no bounce chunk: a zeroized 8 KiB one cost more
-    // instructions per secret than parsing it, callgrind, issue 16); `len` bytes are data.
+    // Read straight into the zeroizing buffer (no bounce chunk: a zeroized 8 KiB one cost about
+    // 33 k instructions per secret loaded, callgrind, issue 16); `len` bytes are data.
     let mut buf = Zeroizing::new(vec![0u8; initial_capacity(limit, size_hint)]);
     let mut len = 0;
     loop {

@@ -465,7 +465,7 @@ impl Scheduler {
             tokio::spawn(async move {
                 // Boxed: a probe's future holds every step's locals (kilobytes), and tokio moves
                 // a spawned future, and writes each stage of its task, by value: six to eight
-                // copies of it per probe were 7% of a probe's instructions (callgrind, issue 16).
+                // copies of it per probe were 8% of a probe's instructions (callgrind, issue 16).
                 let results = Box::pin(job.run(&env, audit_all)).await;
                 drop((per_registry, global));
                 guard.finish(results);

@@ -127,7 +127,13 @@ impl Session {
 
         let pooled = match self.conns.remove(&key) {
             Some(mut c) if !c.sender.is_closed() => {
-                c.driver.drive(c.sender.ready()).await.ok().map(|_| c)
+                // Bounded like every step: a pooled connection that does not get ready within
+                // the probe's budget is dropped for a new one (which then meets the deadline).
+                let ready = c.driver.drive(c.sender.ready());
+                match tokio::time::timeout(self.remaining(), ready).await {
+                    Ok(Ok(())) => Some(c),
+                    _ => None,
+                }
             }
             _ => None,
         };
@@ -308,10 +314,9 @@ impl Session {
 
 /// One HTTP/1.1 connection of a session: hyper's request half, and the connection itself,
 /// which the probe's own task polls while it waits for an answer ([`Driver::drive`]) instead
-/// of a task spawned per connection (hyper's `client::conn` examples). A spawned connection
-/// task cost two cross-task wake-ups and a schedule per exchange, and its allocation: about a
-/// tenth of a token probe's CPU (`BENCHMARKS.md`, issue 16). Dropping it closes the socket;
-/// nothing runs after the probe ends.
+/// of a task spawned per connection (hyper's `client::conn` examples): no task, its wake-ups and
+/// its graceful `shutdown` per connection (`BENCHMARKS.md`, issue 16's fifth round). Dropping it
+/// closes the socket; nothing runs after the probe ends.
 pub(super) struct Conn {
     sender: Sender,
     driver: Driver,
