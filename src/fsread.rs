@@ -253,14 +253,9 @@ fn read_limited_sized(
     let mut len = 0;
     loop {
         if len == buf.len() {
-            // Full: a bigger buffer, at most the cap and one byte (the old one is zeroized as
-            // it drops).
+            // Full: a bigger buffer, at most the cap and one byte, so larger than `len` (at most
+            // `limit` here); the old one is zeroized as it drops.
             let size = (buf.len() * 2).max(4096).min(limit.saturating_add(1));
-            if size <= len {
-                return Err(ReadError::TooLarge {
-                    limit: limit as u64,
-                });
-            }
             let mut bigger = Zeroizing::new(vec![0u8; size]);
             bigger[..len].copy_from_slice(&buf[..len]);
             buf = bigger;

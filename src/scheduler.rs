@@ -93,7 +93,8 @@ pub fn backoff(interval: Duration, consecutive_failures: u32) -> Duration {
 /// [`Scheduler::reread_often`]: the last reload failed or found an input that does not
 /// parse (`secret_invalid`, a failed credential provider: those results come from re-reads, and
 /// `RegprobeProbeStale` looks at 3 intervals), or credential providers are configured (their
-/// answers expire, and kubelet asks again at every pull: `pluginProvider.provide`). Otherwise
+/// answers expire, and kubelet asks again at every pull: kubernetes
+/// `pkg/credentialprovider/plugin/plugin.go`, `pluginProvider.provide`). Otherwise
 /// nothing read changes between reloads but the files, which the directory watch and this
 /// safety net cover; re-reading N secrets every interval cost 6–10% of a probe's CPU
 /// (`BENCHMARKS.md`, issue 16).

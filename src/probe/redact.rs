@@ -251,11 +251,9 @@ fn scrub_fields(text: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        let first = bytes[i].to_ascii_lowercase();
         let name = SECRET_FIELDS
             .iter()
-            .filter(|_| boundary)
-            .find(|f| f.as_bytes()[0] == first && starts_with_ignore_case(bytes, i, f));
+            .find(|f| boundary && starts_with_ignore_case(bytes, i, f));
         let Some(name) = name else {
             i += 1;
             continue;
